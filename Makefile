@@ -1,0 +1,40 @@
+# Quick start:   make demo    (the whole recipe on the built-in corpus)
+#                make test    (installs if needed, then runs the test suite)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEBIAN_PACKAGES := ffmpeg espeak-ng libespeak-ng1 sctk
+PYTEST_ARGS ?=
+
+.PHONY: install sysdeps test clean-venv
+
+install: sysdeps $(STAMP)
+
+# Installs the Debian packages the project needs when missing (as root), else prints the command to run.
+sysdeps:
+	@missing=""; \
+	for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else \
+	    echo "Missing Debian packages:$$missing. Run: sudo apt-get install -y$$missing" >&2; exit 1; \
+	  fi; \
+	fi
+
+# The virtual environment lives inside the repository; the package is installed editable into it.
+$(STAMP): setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q "pip<25" wheel  # pip 25+ rejects a direct-URL extra in an ESPnet dependency (ci_sdr)
+	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -c "import espnet2_smile.tasks.avsr" # import check; also proves the nltk step is offline-safe
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest test -q $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)
