@@ -90,7 +90,7 @@ class SpanMasking(AbsMasking):
                 torch.nn.Parameter(torch.randn(video_size) * 0.02) if self.has_video else None
             )
 
-    def _apply(self, x: torch.Tensor, mask: torch.Tensor, embed) -> torch.Tensor:
+    def _fill(self, x: torch.Tensor, mask: torch.Tensor, embed) -> torch.Tensor:
         if self.mask_type == "learned":
             fill = embed.to(x.dtype).expand_as(x)
         elif self.mask_type == "zero":
@@ -106,10 +106,10 @@ class SpanMasking(AbsMasking):
         lengths_cpu = lengths.cpu()
         audio_mask = sample_span_mask(lengths_cpu, time, self.audio_rate, self.audio_span)
         audio_mask = audio_mask.to(audio.device)
-        audio = self._apply(audio, audio_mask, getattr(self, "audio_embed", None))
+        audio = self._fill(audio, audio_mask, getattr(self, "audio_embed", None))
         video_mask = None
         if video is not None:
             video_mask = sample_span_mask(lengths_cpu, time, self.video_rate, self.video_span)
             video_mask = video_mask.to(video.device)
-            video = self._apply(video, video_mask, getattr(self, "video_embed", None))
+            video = self._fill(video, video_mask, getattr(self, "video_embed", None))
         return audio, video, audio_mask, video_mask

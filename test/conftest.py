@@ -1,0 +1,90 @@
+"""Shared fixtures: a tiny audio-visual data directory in ESPnet's format."""
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+import pytest
+import yaml
+
+from espnet2_smile.constants import AUDIO_SR, SAMPLES_PER_FRAME
+
+REPO = Path(__file__).resolve().parents[1]
+TUNING = REPO / "egs2" / "lrs3_smile" / "avsr1" / "conf" / "tuning"
+VARIANTS = ["smile", "smile_nofusion", "smile_nosiamese", "smile_mlm", "baseline", "audio_only"]
+
+# Toy sizes: same keys and variants as the recipe configs, tiny dimensions.
+TOY_OVERRIDES = {
+    "video_frontend_conf": {"channels": 4, "layers": [1, 1, 1, 1], "crop_size": 40},
+    "encoder_conf": {"output_size": 32, "linear_units": 64, "num_blocks": 2, "adapter_units": 8},
+    "decoder_conf": {"linear_units": 64, "num_blocks": 1},
+    "objective_conf": {"head_units": 32},
+}
+
+
+def load_variant(name: str) -> Dict:
+    """A recipe variant config with toy sizes (keys that define the variant unchanged)."""
+    cfg = yaml.safe_load((TUNING / f"train_{name}.yaml").read_text())
+    for key, override in TOY_OVERRIDES.items():
+        if cfg.get(key) is not None or (key == "video_frontend_conf" and cfg.get("video_frontend")):
+            cfg[key] = {**(cfg.get(key) or {}), **override}
+    return cfg
+
+
+def run_module(module: str, args: List[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``python -m module args``; fail the test with its output tail on error."""
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"{module} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def tiny_av_data(tmp_path_factory) -> Path:
+    """train/ and test/ data dirs: wav.scp (16 kHz wav), video.scp (uint8 48x48 ROIs in
+    a kaldi ark), text; plus a char token list. The video carries a per-word pattern
+    so the data is learnable, but the point is the file formats."""
+    import kaldiio
+    import soundfile
+
+    root = tmp_path_factory.mktemp("tiny_av")
+    rng = np.random.default_rng(0)
+    words = ["AB", "BA", "CAB", "BAD", "DAB"]
+    chars = sorted(set("".join(words)))
+    for split, n_utt in (("train", 8), ("test", 3)):
+        d = root / split
+        (d / "wav").mkdir(parents=True)
+        texts = {}
+        with kaldiio.WriteHelper(
+            f"ark,scp:{d / 'video.ark'},{d / 'video.scp'}", write_function="numpy"
+        ) as video_writer:
+            for i in range(n_utt):
+                uid = f"spk{i % 2}_{split}{i:05d}"
+                sent = [words[j] for j in rng.integers(0, len(words), size=3)]
+                frames = 10 * len(sent)
+                t = np.arange(frames * SAMPLES_PER_FRAME) / AUDIO_SR
+                pitch = np.repeat([200.0 + 60 * words.index(w) for w in sent], 10 * SAMPLES_PER_FRAME)
+                wav = 0.3 * np.sin(2 * np.pi * pitch * t) + 0.01 * rng.standard_normal(t.size)
+                soundfile.write(d / "wav" / f"{uid}.wav", wav.astype(np.float32), AUDIO_SR, subtype="PCM_16")
+                video = rng.integers(0, 40, size=(frames, 48, 48)).astype(np.uint8)
+                for k, w in enumerate(sent):
+                    video[10 * k : 10 * (k + 1), 20:28, 10 : 10 + 8 * (words.index(w) + 1)] = 220
+                video_writer[uid] = video
+                texts[uid] = " ".join(sent)
+        keys = sorted(texts)
+        (d / "wav.scp").write_text("".join(f"{k} {d / 'wav' / k}.wav\n" for k in keys))
+        (d / "text").write_text("".join(f"{k} {texts[k]}\n" for k in keys))
+        (d / "utt2spk").write_text("".join(f"{k} {k.split('_')[0]}\n" for k in keys))
+        # video.scp in the same (sorted) order as wav.scp, as IterableESPnetDataset needs
+        scp = dict(line.split(maxsplit=1) for line in (d / "video.scp").read_text().splitlines())
+        (d / "video.scp").write_text("".join(f"{k} {scp[k]}\n" for k in keys))
+    tokens = ["<blank>", "<unk>", "<space>"] + chars + ["<sos/eos>"]
+    (root / "tokens.txt").write_text("\n".join(tokens) + "\n")
+    return root
