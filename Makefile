@@ -30,7 +30,9 @@ $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "pip<25" wheel  # pip 25+ rejects a direct-URL extra in an ESPnet dependency (ci_sdr)
 	$(PY) -m pip install -q -e '.[test]'
-	$(PY) -c "import espnet2_smile.tasks.avsr" # import check; also proves the nltk step is offline-safe
+	# the nltk data g2p_en asks for at import must resolve locally (no download attempt)
+	$(PY) -c "import espnet2_smile, nltk; [nltk.data.find(p) for p in ('taggers/averaged_perceptron_tagger_eng.zip', 'corpora/cmudict.zip')]"
+	$(PY) -c "import espnet2_smile.tasks.avsr" 2>&1 | { ! grep -i "nltk_data"; }
 	touch $(STAMP)
 
 test: install
