@@ -112,15 +112,16 @@ class ResNetVideoFrontend(AbsVideoFrontend):
                 f"ResNetVideoFrontend: frames of {height}x{width} are smaller than "
                 f"crop_size {c}"
             )
-        if not self.training or not self.random_crop:
-            y0, x0 = (height - c) // 2, (width - c) // 2
+        y0, x0 = (height - c) // 2, (width - c) // 2
+        if not self.training:
             return video[:, :, y0 : y0 + c, x0 : x0 + c]
         out = []
         for b in range(batch):
-            y0 = int(torch.randint(0, height - c + 1, (1,)))
-            x0 = int(torch.randint(0, width - c + 1, (1,)))
+            if self.random_crop:
+                y0 = int(torch.randint(0, height - c + 1, (1,)))
+                x0 = int(torch.randint(0, width - c + 1, (1,)))
             crop = video[b, :, y0 : y0 + c, x0 : x0 + c]
-            if float(torch.rand(1)) < self.flip_prob:
+            if self.flip_prob > 0 and float(torch.rand(1)) < self.flip_prob:
                 crop = crop.flip(-1)
             out.append(crop)
         return torch.stack(out)

@@ -109,10 +109,10 @@ class StackedFbankFrontend(AbsFrontend):
         side = (self.n_fft - self.hop_length) // 2
         needed = t_fbank * self.hop_length
         # zero everything past each length; frame t spans [t*hop - side, t*hop + hop + side)
-        wav = input[:, :needed]
+        wav = input[:, : needed + side]
         valid = torch.arange(wav.size(1), device=wav.device)[None, :] < input_lengths[:, None]
         wav = wav * valid.to(wav.dtype)
-        wav = torch.nn.functional.pad(wav, (side, side + needed - wav.size(1)))
+        wav = torch.nn.functional.pad(wav, (side, needed + side - wav.size(1)))
         if t_fbank == 0:
             feats = wav.new_zeros(batch, 0, self.n_mels)
         else:
