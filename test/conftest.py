@@ -3,34 +3,12 @@
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 import numpy as np
 import pytest
-import yaml
 
 from espnet2_smile.constants import AUDIO_SR, SAMPLES_PER_FRAME
-
-REPO = Path(__file__).resolve().parents[1]
-TUNING = REPO / "egs2" / "lrs3_smile" / "avsr1" / "conf" / "tuning"
-VARIANTS = ["smile", "smile_nofusion", "smile_nosiamese", "smile_mlm", "baseline", "audio_only"]
-
-# Toy sizes: same keys and variants as the recipe configs, tiny dimensions.
-TOY_OVERRIDES = {
-    "video_frontend_conf": {"channels": 4, "layers": [1, 1, 1, 1], "crop_size": 40},
-    "encoder_conf": {"output_size": 32, "linear_units": 64, "num_blocks": 2, "adapter_units": 8},
-    "decoder_conf": {"linear_units": 64, "num_blocks": 1},
-    "objective_conf": {"head_units": 32},
-}
-
-
-def load_variant(name: str) -> Dict:
-    """A recipe variant config with toy sizes (keys that define the variant unchanged)."""
-    cfg = yaml.safe_load((TUNING / f"train_{name}.yaml").read_text())
-    for key, override in TOY_OVERRIDES.items():
-        if cfg.get(key) is not None or (key == "video_frontend_conf" and cfg.get("video_frontend")):
-            cfg[key] = {**(cfg.get(key) or {}), **override}
-    return cfg
 
 
 def run_module(module: str, args: List[str], cwd: Path) -> subprocess.CompletedProcess:

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import load_variant, run_module
+from conftest import run_module
+from helpers_model import toy_config
 
 
 def data_args(flag: str, d: Path, with_text: bool = True):
@@ -20,7 +21,7 @@ def data_args(flag: str, d: Path, with_text: bool = True):
 
 @pytest.mark.parametrize("variant", ["smile", "smile_nofusion"])
 def test_collect_stats_train_decode(tiny_av_data: Path, tmp_path: Path, variant: str):
-    cfg = load_variant(variant)
+    cfg = toy_config(variant, video_frontend_conf={"crop_size": 40})
     cfg.update(max_epoch=1, num_iters_per_epoch=2, batch_size=2, use_matplotlib=False,
                use_tensorboard=False, best_model_criterion=[["valid", "acc", "max"]])
     config = tmp_path / "train.yaml"
