@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Stage 1: data/{train,dev,test} from LRS3 (db.sh: LRS3=...) or, when LRS3 is empty,
+# from the built-in synthetic corpus (generated first; a rerun completes only what is
+# missing). Bad clips are skipped and listed in data/<set>/skipped.txt.
+set -euo pipefail
+log() {
+  local fname=${BASH_SOURCE[1]##*/}
+  echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
+}
+
+nj=2                  # Parallel jobs.
+train_subset=trainval # trainval (LRS3 30 h) or full (pretrain + trainval).
+valid_ids=""          # The valid-id list (default: <LRS3 root>/lrs3-valid.id).
+roi_method=fixed      # Mouth-ROI extraction: fixed (a calibrated crop of LRS3-framed faces).
+corpus_size=default   # Built-in corpus size: tiny, small or default.
+corpus_seed=1         # Built-in corpus seed.
+corpus_dir=""         # Built-in corpus folder (default: downloads/builtin_<size>_seed<seed>).
+
+help_message="Usage: $0 [--nj N] [--train_subset trainval|full] [--valid_ids FILE] [--corpus_size tiny|small|default]"
+. ./db.sh
+. utils/parse_options.sh
+. ./path.sh
+
+if [ -z "${LRS3}" ]; then
+  [ -z "${corpus_dir}" ] && corpus_dir="downloads/builtin_${corpus_size}_seed${corpus_seed}"
+  log "LRS3 is not set in db.sh: using the built-in corpus ${corpus_dir} (size ${corpus_size})"
+  python3 -m espnet2_smile.bin.make_corpus --out "${corpus_dir}" --size "${corpus_size}" \
+    --seed "${corpus_seed}" --nj "${nj}" --no_progress
+  root="${corpus_dir}"
+else
+  [ -d "${LRS3}" ] || { log "Error: LRS3=${LRS3} (db.sh) does not exist"; exit 1; }
+  root="${LRS3}"
+fi
+[ -z "${valid_ids}" ] && valid_ids="${root}/lrs3-valid.id"
+
+python3 -m espnet2_smile.bin.prepare_lrs3 --root "${root}" --out data --valid_ids "${valid_ids}" \
+  --train_subset "${train_subset}" --roi_method "${roi_method}" --nj "${nj}"
+for dset in train dev test; do
+  python3 -m espnet2_smile.bin.datadir validate "data/${dset}"
+done
+log "Successfully finished."

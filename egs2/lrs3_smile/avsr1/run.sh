@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# SMILE audio-visual speech recognition on LRS3 (db.sh) or, when LRS3 is not set,
+# on the built-in synthetic corpus. Ablations: --asr_config conf/tuning/train_smile_nofusion.yaml
+set -euo pipefail
+
+train_set=train
+valid_set=dev
+test_sets="test"
+
+asr_config=conf/train.yaml
+inference_config=conf/decode.yaml
+
+./avsr.sh \
+    --nj 2 \
+    --inference_nj 2 \
+    --token_type bpe \
+    --nbpe 300 \
+    --bpemode unigram \
+    --max_wav_duration 20 \
+    --train_set "${train_set}" \
+    --valid_set "${valid_set}" \
+    --test_sets "${test_sets}" \
+    --asr_config "${asr_config}" \
+    --inference_config "${inference_config}" "$@"
