@@ -66,3 +66,13 @@ def tiny_av_data(tmp_path_factory) -> Path:
     tokens = ["<blank>", "<unk>", "<space>"] + chars + ["<sos/eos>"]
     (root / "tokens.txt").write_text("\n".join(tokens) + "\n")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    """The built-in corpus at size ``tiny`` (LRS3 layout), generated once per session."""
+    from espnet2_smile.corpus.generate import generate_corpus
+
+    out = tmp_path_factory.mktemp("corpus") / "tiny"
+    generate_corpus(str(out), size="tiny", seed=1, nj=2, progress=False)
+    return out

@@ -21,7 +21,7 @@ def data_args(flag: str, d: Path, with_text: bool = True):
 
 @pytest.mark.parametrize("variant", ["smile", "smile_nofusion"])
 def test_collect_stats_train_decode(tiny_av_data: Path, tmp_path: Path, variant: str):
-    cfg = toy_config(variant, video_frontend_conf={"crop_size": 40})
+    cfg = toy_config(variant, video_frontend_conf={"downsample": 2, "crop_size": 20})
     cfg.update(max_epoch=1, num_iters_per_epoch=2, batch_size=2, use_matplotlib=False,
                use_tensorboard=False, best_model_criterion=[["valid", "acc", "max"]])
     config = tmp_path / "train.yaml"

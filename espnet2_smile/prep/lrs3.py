@@ -109,9 +109,9 @@ def process_clip(root: Path, rel: str, wav_dir: Path, roi: RoiConfig) -> ClipRes
         info = probe(mp4)
         if not info.has_video:
             raise MediaError("no video stream")
+        result.roi = read_mouth_roi(mp4, roi.center_xy, roi.size, roi.frame_size)
         if not info.has_audio:
             raise MediaError("no audio stream")
-        result.roi = read_mouth_roi(mp4, roi.center_xy, roi.size, roi.frame_size)
         result.num_samples = extract_audio(mp4, wav_dir / f"{uttid}.wav")
     except (ValueError, OSError) as e:
         # one line: the reason without the file name (the listing names the clip)

@@ -368,18 +368,17 @@ if ! "${skip_eval}"; then
         if [ "${_type}" = ter ] && [ "${token_type}" != bpe ]; then continue; fi
         _scoredir="${_dir}/score_${_type}"; mkdir -p "${_scoredir}"
         case "${_type}" in
-          wer) _tok="--token_type word" ;;
-          cer) _tok="--token_type char" ;;
+          wer) _tok="--token_type word --non_linguistic_symbols none --remove_non_linguistic_symbols true" ;;
+          cer) _tok="--token_type char --non_linguistic_symbols none --remove_non_linguistic_symbols true" ;;
           ter) _tok="--token_type bpe --bpemodel ${bpemodel}" ;;
         esac
         for side in ref hyp; do
           if [ "${side}" = ref ]; then _src="${_data}/text"; _clean="--cleaner ${cleaner}"; else _src="${_dir}/text"; _clean=""; fi
-          # "(spk-uttid)" ids as in ESPnet's asr.sh; hypothesis and utt2spk share the sorted order
           # shellcheck disable=SC2086
-          paste \
-            <(${python} -m espnet2.bin.tokenize_text -f 2- --input "${_src}" --output - ${_tok} ${_clean} \
-                --non_linguistic_symbols none --remove_non_linguistic_symbols true) \
-            <(awk '{ print "(" $2 "-" $1 ")" }' "${_data}/utt2spk") > "${_scoredir}/${side}.trn"
+          ${python} -m espnet2.bin.tokenize_text -f 2- --input "${_src}" --output "${_scoredir}/${side}.tok" ${_tok} ${_clean}
+          # "(spk-uttid)" ids as in ESPnet's asr.sh; the hypotheses and utt2spk share the sorted order
+          paste "${_scoredir}/${side}.tok" <(awk '{ print "(" $2 "-" $1 ")" }' "${_data}/utt2spk") > "${_scoredir}/${side}.trn"
+          rm "${_scoredir}/${side}.tok"
         done
         # shellcheck disable=SC2086
         "${sclite}" ${score_opts} -r "${_scoredir}/ref.trn" trn -h "${_scoredir}/hyp.trn" trn \

@@ -35,8 +35,8 @@ class BasicBlock(torch.nn.Module):
 class ResNetVideoFrontend(AbsVideoFrontend):
     """Lip-reading frontend of AV-HuBERT / Auto-AVSR shape.
 
-    ``(B, T, H, W)`` gray frames in [0, 255] -> scale to [0, 1] -> normalise with
-    ``mean``/``std`` -> crop ``crop_size`` (train: one random offset per utterance and
+    ``(B, T, H, W)`` gray frames in [0, 255] -> [average-pool by ``downsample``] ->
+    scale to [0, 1] -> normalise with ``mean``/``std`` -> crop ``crop_size`` (train: one random offset per utterance and
     a horizontal flip with probability ``flip_prob``; eval: centre) -> 3D convolution
     (kernel ``(5, 7, 7)``, stride ``(1, 2, 2)``) + BN + PReLU + 3x3 max-pool ->
     per-frame 2D ResNet (``layers`` basic blocks per stage, widths
@@ -57,6 +57,8 @@ class ResNetVideoFrontend(AbsVideoFrontend):
         std: Pixel standard deviation after scaling to [0, 1].
         random_crop: Random crop offsets in training (else the centre crop).
         flip_prob: Probability of a horizontal flip per utterance in training.
+        downsample: Average-pool the frames by this factor first (1: off); a CPU-sized
+            model can read 96x96 ROIs at 48x48 (``crop_size`` is then in pooled pixels).
     """
 
     @typechecked
@@ -69,6 +71,7 @@ class ResNetVideoFrontend(AbsVideoFrontend):
         std: float = 0.165,
         random_crop: bool = True,
         flip_prob: float = 0.5,
+        downsample: int = 1,
     ):
         super().__init__()
         if channels < 1 or len(layers) < 1 or min(layers) < 1:
@@ -76,6 +79,8 @@ class ResNetVideoFrontend(AbsVideoFrontend):
                 f"ResNetVideoFrontend: channels and layers must be positive, got "
                 f"channels={channels}, layers={list(layers)}"
             )
+        if downsample < 1:
+            raise ValueError(f"ResNetVideoFrontend: downsample must be >= 1, got {downsample}")
         if not 0.0 <= flip_prob <= 1.0:
             raise ValueError(f"ResNetVideoFrontend: flip_prob must be in [0, 1], got {flip_prob}")
         self.crop_size = crop_size
@@ -83,6 +88,7 @@ class ResNetVideoFrontend(AbsVideoFrontend):
         self.std = std
         self.random_crop = random_crop
         self.flip_prob = flip_prob
+        self.downsample = downsample
         self.frontend3d = torch.nn.Sequential(
             torch.nn.Conv3d(1, channels, (5, 7, 7), (1, 2, 2), (2, 3, 3), bias=False),
             torch.nn.BatchNorm3d(channels),
@@ -141,7 +147,11 @@ class ResNetVideoFrontend(AbsVideoFrontend):
         assert video.dim() == 4, f"expected (B, T, H, W) frames, got {tuple(video.shape)}"
         batch, time = video.shape[:2]
         valid = torch.arange(time, device=video.device)[None, :] < video_lengths[:, None]
-        x = self._crop_and_flip(video.float())
+        x = video.float()
+        if self.downsample > 1:
+            # (B, T, H, W) -> (B, T, H / d, W / d)
+            x = torch.nn.functional.avg_pool2d(x, self.downsample)
+        x = self._crop_and_flip(x)
         x = (x / 255.0 - self.mean) / self.std
         x = x * valid[:, :, None, None].to(x.dtype)
         # (B, T, H, W) -> (B, 1, T, H, W) -> (B, C, T, H', W')
