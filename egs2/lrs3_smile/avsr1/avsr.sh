@@ -364,22 +364,13 @@ if ! "${skip_eval}"; then
     for dset in ${test_sets}; do
       _data="${data_feats}/${dset}"
       _dir="${asr_exp}/${inference_tag}/${dset}"
-      for _type in cer wer ter; do
-        if [ "${_type}" = ter ] && [ "${token_type}" != bpe ]; then continue; fi
-        _scoredir="${_dir}/score_${_type}"; mkdir -p "${_scoredir}"
-        case "${_type}" in
-          wer) _tok="--token_type word --non_linguistic_symbols none --remove_non_linguistic_symbols true" ;;
-          cer) _tok="--token_type char --non_linguistic_symbols none --remove_non_linguistic_symbols true" ;;
-          ter) _tok="--token_type bpe --bpemodel ${bpemodel}" ;;
-        esac
-        for side in ref hyp; do
-          if [ "${side}" = ref ]; then _src="${_data}/text"; _clean="--cleaner ${cleaner}"; else _src="${_dir}/text"; _clean=""; fi
-          # shellcheck disable=SC2086
-          ${python} -m espnet2.bin.tokenize_text -f 2- --input "${_src}" --output "${_scoredir}/${side}.tok" ${_tok} ${_clean}
-          # "(spk-uttid)" ids as in ESPnet's asr.sh; the hypotheses and utt2spk share the sorted order
-          paste "${_scoredir}/${side}.tok" <(awk '{ print "(" $2 "-" $1 ")" }' "${_data}/utt2spk") > "${_scoredir}/${side}.trn"
-          rm "${_scoredir}/${side}.tok"
-        done
+      _types="cer wer"; _opts=""
+      if [ "${token_type}" = bpe ]; then _types+=" ter"; _opts="--bpemodel ${bpemodel}"; fi
+      # shellcheck disable=SC2086
+      ${python} -m espnet2_smile.bin.make_trn --ref "${_data}/text" --hyp "${_dir}/text" \
+        --utt2spk "${_data}/utt2spk" --outdir "${_dir}" --types ${_types} --cleaner "${cleaner}" ${_opts}
+      for _type in ${_types}; do
+        _scoredir="${_dir}/score_${_type}"
         # shellcheck disable=SC2086
         "${sclite}" ${score_opts} -r "${_scoredir}/ref.trn" trn -h "${_scoredir}/hyp.trn" trn \
           -i rm -o all stdout > "${_scoredir}/result.txt"
