@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEBIAN_PACKAGES := ffmpeg espeak-ng libespeak-ng1 sctk
 PYTEST_ARGS ?=
 
-.PHONY: install sysdeps test clean-venv
+.PHONY: install sysdeps test demo clean-venv
 
 install: sysdeps $(STAMP)
 
@@ -37,6 +37,11 @@ $(STAMP): setup.py
 
 test: install
 	$(PY) -m pytest test -q $(PYTEST_ARGS)
+
+# The whole recipe on the built-in corpus (default size: about 1.2 h of training speech).
+demo: install
+	cd egs2/lrs3_smile/avsr1 && ./run.sh --stage 1 --stop_stage 13 --local_data_opts "--train_subset full"
+	@cat egs2/lrs3_smile/avsr1/RESULTS.md
 
 clean-venv:
 	rm -rf $(VENV)
