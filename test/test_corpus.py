@@ -11,10 +11,8 @@ import pytest
 from espnet2_smile.constants import AUDIO_SR, SAMPLES_PER_FRAME, VIDEO_FPS
 from espnet2_smile.corpus import lrs3
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,
-    reason="ffmpeg/ffprobe not installed",
-)
+HAVE_FFMPEG = shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
+needs_ffmpeg = pytest.mark.skipif(not HAVE_FFMPEG, reason="ffmpeg/ffprobe not installed")
 
 SEED = 3
 SPK_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
@@ -36,8 +34,8 @@ needs_espeak = pytest.mark.skipif(not _espeak_available(), reason="libespeak-ng 
 @pytest.fixture(scope="module")
 def tiny_corpus(tmp_path_factory) -> Path:
     """The tiny corpus, generated once (two worker processes)."""
-    if not _espeak_available():
-        pytest.skip("libespeak-ng not available")
+    if not _espeak_available() or not HAVE_FFMPEG:
+        pytest.skip("libespeak-ng or ffmpeg not available")
     from espnet2_smile.corpus import generate_corpus
 
     root = tmp_path_factory.mktemp("corpus") / "tiny"
@@ -346,6 +344,7 @@ def test_espeak_word_times_cover_every_word():
         espeak.synthesize("hello", voice="xx-nonexistent")
 
 
+@needs_ffmpeg
 def test_errors_are_one_line(tmp_path):
     import subprocess
     import sys

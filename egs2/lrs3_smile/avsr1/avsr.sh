@@ -152,6 +152,19 @@ if [ -z "${inference_tag}" ]; then
   if [ "${inference_modality}" != av ]; then inference_tag+="_${inference_modality}"; fi
 fi
 
+# Merge the stats of collect_stats jobs 1..N ($1/stats.J) into $3, and write
+# text_shape.<token_type> (text shapes with the vocabulary size appended), as asr.sh does.
+aggregate_stats() {
+  local logdir=$1 n=$2 outdir=$3 dirs="" i s vocab
+  for i in $(seq "${n}"); do dirs+=" --input_dir ${logdir}/stats.${i}"; done
+  # shellcheck disable=SC2086
+  ${python} -m espnet2.bin.aggregate_stats_dirs ${dirs} --output_dir "${outdir}"
+  vocab=$(wc -l < "${token_list}")
+  for s in train valid; do
+    awk -v v="${vocab}" '{ print($0 "," v) }' "${outdir}/${s}/text_shape" > "${outdir}/${s}/text_shape.${token_type}"
+  done
+}
+
 # ========================== Data preparation ==========================
 if ! "${skip_data_prep}"; then
   if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
@@ -225,13 +238,7 @@ if ! "${skip_train}" && "${use_lm}"; then
         --valid_data_path_and_name_and_type "${lm_dev_text},text,text" \
         --train_shape_file "${_logdir}/train.scp.JOB" --valid_shape_file "${_logdir}/dev.scp.JOB" \
         --output_dir "${_logdir}/stats.JOB" --config "${lm_config}" ${lm_args}
-    _dirs=""; for i in $(seq "${_nj}"); do _dirs+=" --input_dir ${_logdir}/stats.${i}"; done
-    # shellcheck disable=SC2086
-    ${python} -m espnet2.bin.aggregate_stats_dirs ${_dirs} --output_dir "${lm_stats_dir}"
-    _vocab=$(wc -l < "${token_list}")
-    for s in train valid; do
-      awk -v v="${_vocab}" '{ print($0 "," v) }' "${lm_stats_dir}/${s}/text_shape" > "${lm_stats_dir}/${s}/text_shape.${token_type}"
-    done
+    aggregate_stats "${_logdir}" "${_nj}" "${lm_stats_dir}"
   fi
   if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
     log "Stage 7: LM training: ${lm_exp}"
@@ -288,13 +295,7 @@ if ! "${skip_train}"; then
         --train_shape_file "${_logdir}/train.scp.JOB" --valid_shape_file "${_logdir}/valid.scp.JOB" \
         --output_dir "${_logdir}/stats.JOB" --ngpu 0 --num_workers 0 \
         --config "${asr_config}" ${asr_args}
-    _dirs=""; for i in $(seq "${_nj}"); do _dirs+=" --input_dir ${_logdir}/stats.${i}"; done
-    # shellcheck disable=SC2086
-    ${python} -m espnet2.bin.aggregate_stats_dirs ${_dirs} --output_dir "${asr_stats_dir}"
-    _vocab=$(wc -l < "${token_list}")
-    for s in train valid; do
-      awk -v v="${_vocab}" '{ print($0 "," v) }' "${asr_stats_dir}/${s}/text_shape" > "${asr_stats_dir}/${s}/text_shape.${token_type}"
-    done
+    aggregate_stats "${_logdir}" "${_nj}" "${asr_stats_dir}"
   fi
 
   if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then
