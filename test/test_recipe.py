@@ -66,6 +66,19 @@ def test_stages_1_to_13_then_ablation_from_stage_10(tiny_corpus: Path, tmp_path:
     assert wer_rows and wer_rows[0].startswith(f"|{tag}/test|8|")
     assert results_rows(work / "RESULTS.md", "CER") and results_rows(work / "RESULTS.md", "TER")
 
+    # LM stages 6-8 and LM fusion in decoding
+    lm_opts = ["--use_lm", "true", "--lm_config", "conf/train_lm.yaml", "--lm_args", "--max_epoch 1",
+               "--asr_config", str(config), *common,
+               "--inference_args", "--beam_size 2 --maxlenratio 0.5 --lm_weight 0.3"]
+    run_recipe(work, "--stage", "6", "--stop_stage", "8", *lm_opts)
+    lm_out = run_recipe(work, "--stage", "12", "--stop_stage", "12", *lm_opts)
+    lm_exp = work / "exp" / "lm_train_lm_bpe100"
+    assert (lm_exp / "valid.loss.ave.pth").is_file()
+    assert float((lm_exp / "perplexity_test" / "ppl").read_text()) > 1.0
+    lm_decode = exp / "decode_beam_size2_maxlenratio0.5_lm_weight0.3_lm_lm_train_lm_bpe100_valid.loss.ave_asr_model_valid.acc.ave" / "test"
+    assert list(read_scp(lm_decode / "text")) == hyp_keys, lm_out[-3000:]
+    assert "lm" in (lm_decode / "logdir" / "asr_inference.1.log").read_text()
+
     # an ablation reuses stages 1-9 and starts at collect stats
     run_recipe(work, "--stage", "10", "--stop_stage", "13",
                "--asr_config", "conf/tuning/train_smile_nofusion.yaml", *common)

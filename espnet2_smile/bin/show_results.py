@@ -64,6 +64,10 @@ def render(expdir: Path) -> str:
         if not results:
             continue
         out.append(f"## {asr_dir.name}")
+        run_sh = asr_dir / "run.sh"  # the command that trained it, written by avsr.sh stage 11
+        if run_sh.is_file():
+            command = run_sh.read_text(encoding="utf-8").split(";")[0].strip()
+            out += ["", f"- command: `{command}`", ""]
         for kind in ("wer", "cer", "ter"):
             rows = []
             for result in results:
