@@ -1,6 +1,5 @@
 """Reading talking-face clips with ffmpeg: probing, 16 kHz mono audio, mouth ROIs."""
 
-import json
 import os
 import subprocess
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from espnet2_smile.constants import AUDIO_SR, VIDEO_FPS
+from espnet2_smile.corpus import media as corpus_media
 
 
 class MediaError(ValueError):
@@ -35,22 +35,18 @@ def _run(cmd, what: str, path: Path) -> bytes:
 
 
 def probe(path: Path) -> ClipInfo:
-    """Streams of a media file (ffprobe). Raises MediaError if unreadable."""
-    out = _run(
-        ["ffprobe", "-v", "error", "-show_entries",
-         "stream=codec_type,width,height,avg_frame_rate:format=duration", "-of", "json", str(path)],
-        "ffprobe", path,
-    )
-    info = json.loads(out or b"{}")
-    streams = info.get("streams", [])
-    video = next((s for s in streams if s.get("codec_type") == "video"), None)
-    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    """Streams of a media file (the corpus package's ffprobe). Raises MediaError if unreadable."""
+    try:
+        info = corpus_media.probe(str(path))
+    except corpus_media.MediaError as e:
+        raise MediaError(str(e)) from None
+    video, audio = info.get("video"), info.get("audio")
     fps = 0.0
     if video is not None and video.get("avg_frame_rate", "0/0") not in ("0/0", ""):
         num, den = video["avg_frame_rate"].split("/")
         fps = float(num) / float(den) if float(den) else 0.0
     try:
-        duration = float(info.get("format", {}).get("duration", 0.0))
+        duration = float(info["format"].get("duration", 0.0))
     except ValueError:
         duration = 0.0
     return ClipInfo(
