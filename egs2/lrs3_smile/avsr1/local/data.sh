@@ -2,6 +2,8 @@
 # Stage 1: data/{train,dev,test} from LRS3 (db.sh: LRS3=...) or, when LRS3 is empty,
 # from the built-in synthetic corpus (generated first; a rerun completes only what is
 # missing). Bad clips are skipped and listed in data/<set>/skipped.txt.
+# With --noise_types, also the noisy copies of data/test (local/make_noisy_sets.sh);
+# with the built-in corpus, data/noise_train.scp lists its training noise files.
 set -euo pipefail
 log() {
   local fname=${BASH_SOURCE[1]##*/}
@@ -15,8 +17,12 @@ roi_method=fixed      # Mouth-ROI extraction: fixed (a calibrated crop of LRS3-f
 corpus_size=default   # Built-in corpus size: tiny, small or default.
 corpus_seed=1         # Built-in corpus seed.
 corpus_dir=""         # Built-in corpus folder (default: downloads/builtin_<size>_seed<seed>).
+noise_types=""        # Noisy test sets of these noise types, comma separated (e.g. babble,speech,white); empty: none.
+snrs="-5,0,5,10"      # SNRs of the noisy test sets in dB, comma separated.
+noise_dir=""          # Test noise folder (default: <corpus>/noise/test of the built-in corpus; LRS3: e.g. MUSAN).
+noise_seed=1          # Seed of the noise draws of the noisy test sets.
 
-help_message="Usage: $0 [--nj N] [--train_subset trainval|full] [--valid_ids FILE] [--corpus_size tiny|small|default]"
+help_message="Usage: $0 [--nj N] [--train_subset trainval|full] [--valid_ids FILE] [--corpus_size tiny|small|default] [--noise_types babble,speech,white --snrs -5,0,5,10 [--noise_dir DIR]]"
 . ./db.sh
 . utils/parse_options.sh
 . ./path.sh
@@ -38,4 +44,11 @@ python3 -m espnet2_smile.bin.prepare_lrs3 --root "${root}" --out data --valid_id
 for dset in train dev test; do
   python3 -m espnet2_smile.bin.datadir validate "data/${dset}"
 done
+if [ -d "${root}/noise/train" ]; then  # the built-in corpus: training noise, disjoint from the test noise
+  python3 -m espnet2_smile.bin.make_noisy_sets scp --noise_dir "${root}/noise/train" --out data/noise_train.scp
+fi
+if [ -n "${noise_types}" ]; then
+  local/make_noisy_sets.sh --sets test --noise_dir "${noise_dir}" --noise_types "${noise_types}" \
+    --snrs "${snrs}" --seed "${noise_seed}"
+fi
 log "Successfully finished."
