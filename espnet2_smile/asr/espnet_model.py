@@ -18,6 +18,35 @@ from espnet2_smile.asr.objective.abs_objective import AbsObjective
 from espnet2_smile.constants import MODALITIES
 
 MODALITY_CHOICES = ("av",) + MODALITIES
+KEPT, AUDIO_DROPPED, VIDEO_DROPPED = 0, 1, 2
+
+
+def drop_modality(
+    audio: torch.Tensor,
+    video: torch.Tensor,
+    prob: float,
+    generator: Optional[torch.Generator] = None,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per utterance, with probability ``prob``, zero one whole stream: the audio or the
+    video with equal chance (never both).
+
+    Args:
+        audio: (B, T, Da) features; video: (B, T, Dv) features.
+        prob: Probability that an utterance loses a stream.
+        generator: CPU generator of the draws (default: torch's global one).
+
+    Returns:
+        audio, video, and (B,) long: ``KEPT`` (0), ``AUDIO_DROPPED`` (1) or
+        ``VIDEO_DROPPED`` (2) per utterance.
+    """
+    assert audio.shape[:2] == video.shape[:2], (audio.shape, video.shape)
+    batch = audio.size(0)
+    drop = torch.rand(batch, generator=generator) < prob
+    which = torch.randint(AUDIO_DROPPED, VIDEO_DROPPED + 1, (batch,), generator=generator)
+    dropped = torch.where(drop, which, torch.full_like(which, KEPT)).to(audio.device)
+    keep_audio = (dropped != AUDIO_DROPPED).to(audio.dtype)[:, None, None]  # (B, 1, 1)
+    keep_video = (dropped != VIDEO_DROPPED).to(video.dtype)[:, None, None]
+    return audio * keep_audio, video * keep_video, dropped
 
 
 class ESPnetAVSRModel(ESPnetASRModel):
@@ -32,8 +61,16 @@ class ESPnetAVSRModel(ESPnetASRModel):
 
         loss = ctc_weight * L_ctc + (1 - ctc_weight) * L_att + objective loss
 
-    Masking and the objective run only in training. Without a video frontend the
-    model is audio-only and ignores any ``video`` input.
+    Masking, modality dropout and the objective run only in training. Without a video
+    frontend the model is audio-only and ignores any ``video`` input.
+
+    Modality dropout zeroes, per utterance with probability ``modality_dropout``, the
+    whole audio or the whole video stream (equal chance) of the online branch, after
+    masking. Zeros, not the learned mask embedding: ``--modality audio|video`` decoding
+    zeroes the other stream's features, so the dropped training inputs are exactly the
+    single-modality test inputs. The Siamese targets (and masked-prediction targets)
+    still come from both streams, so a dropped utterance learns to predict the
+    audio-visual representation from one stream.
 
     Args (see ESPnetASRModel for the CTC/attention ones):
         video_frontend: Video frontend, or None for an audio-only model.
@@ -42,6 +79,8 @@ class ESPnetAVSRModel(ESPnetASRModel):
         max_av_length_diff: Largest tolerated difference, in frames, between the audio
             and video lengths of an utterance before the audio is padded/trimmed to
             the video length; a larger one is an error naming the utterance.
+        modality_dropout: Probability, per training utterance, of zeroing the audio or
+            the video stream (0: off; needs a video stream when > 0).
     """
 
     @typechecked
@@ -58,6 +97,7 @@ class ESPnetAVSRModel(ESPnetASRModel):
         masking: Optional[AbsMasking] = None,
         objective: Optional[AbsObjective] = None,
         max_av_length_diff: int = 3,
+        modality_dropout: float = 0.0,
         ctc_weight: float = 0.3,
         ignore_id: int = -1,
         lsm_weight: float = 0.1,
@@ -104,6 +144,11 @@ class ESPnetAVSRModel(ESPnetASRModel):
             )
         if max_av_length_diff < 0:
             raise ValueError(f"max_av_length_diff must be >= 0, got {max_av_length_diff}")
+        if not 0.0 <= modality_dropout <= 1.0:
+            raise ValueError(f"modality_dropout must be in [0, 1], got {modality_dropout}")
+        if modality_dropout > 0.0 and video_frontend is None:
+            raise ValueError("modality_dropout needs a video stream; this model is audio-only")
+        self.modality_dropout = modality_dropout
         self.video_frontend = video_frontend
         self.masking = masking
         self.objective = objective
@@ -241,6 +286,12 @@ class ESPnetAVSRModel(ESPnetASRModel):
             stats["mask_rate_audio"] = audio_mask.sum() / n_valid
             if video_mask is not None:
                 stats["mask_rate_video"] = video_mask.sum() / n_valid
+        if self.modality_dropout > 0.0 and self.training:
+            online_audio, online_video, dropped = drop_modality(
+                online_audio, online_video, self.modality_dropout
+            )
+            stats["dropped_audio"] = (dropped == AUDIO_DROPPED).float().mean()
+            stats["dropped_video"] = (dropped == VIDEO_DROPPED).float().mean()
         enc = self.encoder.forward_streams(online_audio, online_video, lengths)
         stats.update(enc.stats)
 
