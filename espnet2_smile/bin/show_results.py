@@ -9,25 +9,14 @@ Reads ``<exp>/<asr dir>/<inference tag>/<test set>/score_{wer,cer,ter}/result.tx
 
 import argparse
 import platform
-import re
 import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import List, Optional
+
+from espnet2_smile.utils.sclite import sum_avg_row
 
 HEADER = "|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|"
-
-
-def sum_avg_row(result: Path) -> Optional[List[str]]:
-    """The numbers of sclite's ``Sum/Avg`` line: Snt Wrd Corr Sub Del Ins Err S.Err."""
-    for line in result.read_text(encoding="utf-8", errors="replace").splitlines():
-        if "Sum/Avg" in line:
-            fields = [f for f in re.split(r"[|\s]+", line) if f]
-            numbers = fields[fields.index("Sum/Avg") + 1 :]
-            if len(numbers) >= 8:
-                return numbers[:8]
-    return None
 
 
 def _git(*args: str) -> str:

@@ -1,0 +1,205 @@
+"""Ablation study: sclite report parsing, paired bootstrap, the report, local/run_ablations.sh."""
+
+import os
+import re
+import shutil
+import statistics
+import subprocess
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import numpy as np
+import pytest
+
+from espnet2_smile.bin.ablation_report import main as report_main
+from espnet2_smile.utils.bootstrap import paired_bootstrap
+from espnet2_smile.utils.sclite import error_rate, utterance_scores
+
+SCLITE = os.environ.get("sclite") or shutil.which("sclite") or "/usr/lib/sctk/bin/sclite"
+needs_sclite = pytest.mark.skipif(not os.access(SCLITE, os.X_OK), reason="sclite (Debian sctk) not installed")
+
+WORDS = "ALPHA BRAVO CHARLIE DELTA ECHO FOXTROT GOLF HOTEL INDIA JULIET".split()
+
+
+def _refs(n_utts: int, n_words: Sequence[int]) -> Dict[str, List[str]]:
+    """Utterance id (``<spk>_<clip>``) -> reference words."""
+    return {f"spk{i % 3}_{i:05d}": [WORDS[(i + j) % len(WORDS)] for j in range(n_words[i])] for i in range(n_utts)}
+
+
+def sclite_report(score_dir: Path, refs: Dict[str, List[str]], errors: Sequence[int]) -> Path:
+    """result.txt of sclite run as stage 13 runs it, on a hypothesis with ``errors[i]``
+    substituted words in utterance i."""
+    score_dir.mkdir(parents=True, exist_ok=True)
+    with open(score_dir / "ref.trn", "w") as r, open(score_dir / "hyp.trn", "w") as h:
+        for (utt, words), e in zip(refs.items(), errors):
+            assert 0 <= e <= len(words)
+            spk = utt.split("_")[0]
+            r.write(f"{' '.join(words)}\t({spk}-{utt})\n")
+            h.write(f"{' '.join(['ZULU'] * e + words[e:])}\t({spk}-{utt})\n")
+    result = score_dir / "result.txt"
+    with open(result, "w") as f:
+        subprocess.run([SCLITE, "-r", str(score_dir / "ref.trn"), "trn", "-h", str(score_dir / "hyp.trn"), "trn",
+                        "-i", "rm", "-o", "all", "stdout"], stdout=f, check=True)
+    return result
+
+
+# --------------------------------------------------------------------------- bootstrap
+@needs_sclite
+def test_bootstrap_on_sclite_reports_with_a_known_difference(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    n = 200
+    lengths = rng.integers(4, 11, size=n)
+    refs = _refs(n, lengths)
+    err_b = rng.binomial(lengths, 0.2)
+    err_a = np.minimum(err_b + (np.arange(n) % 2), lengths)  # A: about one more error every other utterance
+    known = 100.0 * (err_a.sum() - err_b.sum()) / lengths.sum()
+    ra = sclite_report(tmp_path / "a", refs, err_a)
+    rb = sclite_report(tmp_path / "b", refs, err_b)
+    ids = [f"{u.split('_')[0]}-{u}" for u in refs]  # sclite's ids, in our order
+    sa, sb = utterance_scores(ra), utterance_scores(rb)
+    assert sorted(sa) == sorted(ids) == sorted(sb)
+    assert [sa[i][1] + sa[i][2] + sa[i][3] for i in ids] == err_a.tolist()
+    assert [sa[i][0] + sa[i][1] + sa[i][2] for i in ids] == lengths.tolist()
+    assert error_rate(ra) == pytest.approx(round(100.0 * err_a.sum() / lengths.sum(), 1))
+    words = [sb[i][0] + sb[i][1] + sb[i][2] for i in ids]
+    ci = paired_bootstrap([sa[i][1] + sa[i][2] + sa[i][3] for i in ids],
+                          [sb[i][1] + sb[i][2] + sb[i][3] for i in ids], words, n_boot=2000)
+    assert ci.delta == pytest.approx(known, abs=1e-9)
+    assert ci.low <= known <= ci.high and not ci.contains_zero()
+    assert ci.high - ci.low < 4.0
+    # identical hypotheses: a zero-width interval at 0
+    rc = sclite_report(tmp_path / "c", refs, err_b)
+    sc = utterance_scores(rc)
+    same = paired_bootstrap([sc[i][1] + sc[i][2] + sc[i][3] for i in ids],
+                            [sb[i][1] + sb[i][2] + sb[i][3] for i in ids], words, n_boot=500)
+    assert (same.delta, same.low, same.high) == (0.0, 0.0, 0.0) and same.contains_zero()
+
+
+def test_bootstrap_coverage_of_a_true_difference():
+    """Utterances drawn from a population where A makes 5 points more errors than B,
+    with utterance difficulty shared by both (pairing): the 95% interval holds the
+    true difference in about 95% of simulated test sets."""
+    rng = np.random.default_rng(1)
+    hits, paired, unpaired = 0, [], []
+    for trial in range(200):
+        n_words = rng.integers(5, 16, size=150)
+        hard = rng.uniform(0.0, 0.4, size=150)
+        a = rng.binomial(n_words, hard + 0.10)
+        b = rng.binomial(n_words, hard + 0.05)
+        ci = paired_bootstrap(a, b, n_words, n_boot=400, seed=trial)
+        hits += ci.low <= 5.0 <= ci.high
+        paired.append(ci.high - ci.low)
+        if trial < 20:  # resampling the two systems independently ignores the shared difficulty
+            i, j = rng.integers(0, 150, size=(2, 400, 150))
+            d = 100 * (a[i].sum(1) / n_words[i].sum(1) - b[j].sum(1) / n_words[j].sum(1))
+            unpaired.append(np.subtract(*np.quantile(d, [0.975, 0.025])))
+    assert 0.88 <= hits / 200 <= 0.99, hits
+    assert np.mean(paired[:20]) < 0.8 * np.mean(unpaired)
+
+
+def test_bootstrap_input_errors():
+    with pytest.raises(ValueError, match="equally long"):
+        paired_bootstrap([1, 2], [1], [3, 3])
+    with pytest.raises(ValueError, match="no words"):
+        paired_bootstrap([0], [0], [0])
+
+
+# --------------------------------------------------------------------------- report
+def _exp(root: Path, variant: str, seed: int, video: bool = True) -> Path:
+    exp = root / "exp" / f"asr_{variant}_seed{seed}"
+    exp.mkdir(parents=True, exist_ok=True)
+    (exp / "config.yaml").write_text(f"max_epoch: 3\nvideo_frontend: {'resnet' if video else 'null'}\n")
+    (exp / "train.log").write_text("... INFO: The training was finished at 3 epochs \n")
+    return exp
+
+
+def _cell(values: Sequence[float], n_seeds: int) -> str:
+    if len(values) == 1:
+        text = f"{values[0]:.1f}"
+    else:
+        text = f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+    return text + (f" ({len(values)}/{n_seeds} seeds)" if len(values) < n_seeds else "")
+
+
+@needs_sclite
+def test_report_from_fixture_result_folders(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    refs = _refs(4, [5, 5, 5, 5])  # 20 words: WER = 5 x errors
+    # errors per utterance: variant -> seed -> decode dir/set -> list
+    plan = {
+        "smile": {1: {"decode_av/test": [1, 1, 0, 0], "decode_av/test_babble_snr0": [2, 2, 1, 1],
+                      "decode_av/test_babble_snr10": [1, 1, 1, 0], "decode_audio/test": [2, 1, 0, 0],
+                      "decode_video/test": [4, 4, 3, 3]},
+                  2: {"decode_av/test": [2, 1, 1, 0], "decode_av/test_babble_snr0": [2, 2, 2, 1],
+                      "decode_av/test_babble_snr10": [1, 1, 1, 1], "decode_audio/test": [2, 1, 1, 0],
+                      "decode_video/test": [4, 4, 4, 3]}},
+        "smile_nofusion": {1: {"decode_av/test": [1, 1, 0, 0], "decode_av/test_babble_snr0": [3, 3, 2, 2],
+                               "decode_av/test_babble_snr10": [2, 1, 1, 0], "decode_audio/test": [2, 2, 0, 0],
+                               "decode_video/test": [5, 4, 3, 3]},
+                           2: {"decode_av/test": [2, 1, 1, 0], "decode_av/test_babble_snr0": [3, 3, 3, 2],
+                               "decode_av/test_babble_snr10": [2, 1, 1, 1], "decode_audio/test": [2, 2, 1, 0]}},
+        "audio_only": {1: {"decode_av/test": [3, 2, 1, 1], "decode_av/test_babble_snr0": [5, 5, 4, 4],
+                           "decode_av/test_babble_snr10": [3, 3, 2, 2]}},
+    }
+    for variant, seeds in plan.items():
+        for seed, dirs in seeds.items():
+            exp = _exp(tmp_path, variant, seed, video=variant != "audio_only")
+            for rel, errs in dirs.items():
+                sclite_report(exp / rel / "score_wer", refs, errs)
+    (tmp_path / "exp" / "ablation_times.tsv").write_text("prep\t-\t-\tstages 1-10\t60\ntrain\tsmile\t1\t-\t600\n")
+    args = ["--expdir", "exp", "--variants", "smile", "smile_nofusion", "audio_only", "--seeds", "1", "2",
+            "--noise_types", "babble", "--snrs", "0", "10", "--out", "out/RESULTS_ABLATION.md", "--n_boot", "500"]
+    assert report_main(args) == 0
+    md = (tmp_path / "out" / "RESULTS_ABLATION.md").read_text()
+    png = tmp_path / "out" / "wer_vs_snr.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![WER against SNR, babble noise](wer_vs_snr.png)" in md
+    header = "| variant | clean | babble 0 dB | babble 10 dB | audio only | video only |"
+    assert header in md
+    cols = ["decode_av/test", "decode_av/test_babble_snr0", "decode_av/test_babble_snr10",
+            "decode_audio/test", "decode_video/test"]
+    for variant, seeds in plan.items():
+        cells = []
+        for col in cols:
+            # the expected cell: from sclite's own Sum/Avg line of each report
+            wers = [error_rate(tmp_path / "exp" / f"asr_{variant}_seed{s}" / col / "score_wer" / "result.txt")
+                    for s in (1, 2) if col in seeds.get(s, {})]
+            assert wers == [5.0 * sum(seeds[s][col]) for s in (1, 2) if col in seeds.get(s, {})]
+            if wers:
+                cells.append(_cell(wers, 2))
+            else:
+                cells.append("n/a" if variant == "audio_only" and "decode_av" not in col else "–")
+        assert f"| `{variant}` | " + " | ".join(cells) + " |" in md, (variant, cells, md)
+    assert "| `smile` | 15.0 ± 7.1 | 32.5 ± 3.5 | 17.5 ± 3.5 | 17.5 ± 3.5 | 72.5 ± 3.5 |" in md
+    # differences: clean is identical per utterance -> [0, 0]; babble 0 dB: +5 points per utterance pair
+    section = md.split("### `smile_nofusion` vs `smile`", 1)[1].split("###", 1)[0]
+    assert re.search(r"\| clean \| .* \| \+0\.0 \| \[\+0\.0, \+0\.0\] \| CI contains 0", section)
+    m = re.search(r"\| babble 0 dB \| .* \| (\+\d+\.\d) \| \[(\S+), (\S+)\] \| worse \|", section)
+    assert m and float(m.group(1)) == pytest.approx(100 * (10 + 11 - 6 - 7) / 2 / 20, abs=0.05)
+    assert float(m.group(2)) > 0
+    assert "there the data do not show a difference between `smile_nofusion` and `smile`" in section
+    assert "### `audio_only` vs `smile`" in md
+    assert "## Missing results" in md and "`smile_nofusion` seed 2: video only" in md
+    assert "`audio_only` seed 2: clean" in md and "audio_only` seed 1: audio only" not in md
+    assert "total 0.18 h" in md and "max_epoch 3" in md
+
+    # a report whose per-utterance scores disagree with its Sum/Avg line is refused
+    bad = tmp_path / "exp" / "asr_smile_seed1" / "decode_av" / "test" / "score_wer" / "result.txt"
+    text = bad.read_text()
+    edited = re.sub(r"(Sum/Avg\s*\|\s*\d+\s+\d+\s*\|(?:\s+\S+){4}\s+)10\.0", r"\g<1>15.0", text, count=1)
+    assert edited != text
+    bad.write_text(edited)
+    assert error_rate(bad) == 15.0
+    assert report_main(args) == 1
+
+
+def test_report_errors(tmp_path: Path, capsys):
+    assert report_main(["--expdir", str(tmp_path / "none")]) == 1
+    assert "is not a directory" in capsys.readouterr().err
+    assert report_main(["--expdir", str(tmp_path), "--variants", "baseline", "--reference", "smile"]) == 1
+    assert "--reference smile is not among" in capsys.readouterr().err
+    (tmp_path / "r.txt").write_text("nothing here\n")
+    with pytest.raises(ValueError, match="r.txt: no sclite Sum/Avg line"):
+        error_rate(tmp_path / "r.txt")
+    with pytest.raises(ValueError, match="r.txt: no per-utterance 'Scores:' lines"):
+        utterance_scores(tmp_path / "r.txt")
