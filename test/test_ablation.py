@@ -196,10 +196,81 @@ def test_report_from_fixture_result_folders(tmp_path: Path, monkeypatch):
 def test_report_errors(tmp_path: Path, capsys):
     assert report_main(["--expdir", str(tmp_path / "none")]) == 1
     assert "is not a directory" in capsys.readouterr().err
-    assert report_main(["--expdir", str(tmp_path), "--variants", "baseline", "--reference", "smile"]) == 1
-    assert "--reference smile is not among" in capsys.readouterr().err
+    out = tmp_path / "R.md"
+    assert report_main(["--expdir", str(tmp_path), "--variants", "baseline", "--out", str(out)]) == 0
+    assert "`smile` is not among the variants of this study" in out.read_text()
     (tmp_path / "r.txt").write_text("nothing here\n")
     with pytest.raises(ValueError, match="r.txt: no sclite Sum/Avg line"):
         error_rate(tmp_path / "r.txt")
     with pytest.raises(ValueError, match="r.txt: no per-utterance 'Scores:' lines"):
         utterance_scores(tmp_path / "r.txt")
+
+
+# --------------------------------------------------------------------------- the study script
+def test_run_ablations_on_the_tiny_corpus(tiny_corpus: Path, tmp_path: Path):
+    """local/run_ablations.sh: stages 1-10 once, two variants trained 1 epoch, every
+    decoding scored, the report written; a rerun skips everything. (Sized for time:
+    one SNR, no audio-only decoding; each decoding costs a process start-up.)"""
+    import resource
+    import time
+
+    import yaml
+    from helpers_model import toy_config
+    from test_recipe import recipe_copy, run_recipe
+
+    work = recipe_copy(tmp_path / "avsr1")
+    confs = tmp_path / "conf"
+    confs.mkdir()
+    for variant in ("smile", "audio_only"):
+        cfg = toy_config(variant, video_frontend_conf={"downsample": 2, "crop_size": 40})
+        (confs / f"train_{variant}.yaml").write_text(yaml.safe_dump(cfg))
+    opts = [
+        "--variants", "smile audio_only", "--seeds", "1", "--config_dir", str(confs),
+        "--noise_types", "babble", "--snrs", "0", "--modalities", "av video",
+        "--local_data_opts", f"--corpus_dir {tiny_corpus} --corpus_size tiny",
+        "--asr_args", "--max_epoch 1 --batch_size 8 --use_tensorboard false --use_matplotlib false",
+        "--nbpe", "100", "--nj", "1", "--inference_nj", "1", "--inference_args", "--beam_size 2 --maxlenratio 0.3",
+    ]
+    # CPU time of all its processes: the wall time on idle cores, whatever else the machine runs
+    start, cpu0 = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    run_recipe(work, *opts, script="local/run_ablations.sh")
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime
+    assert cpu < 300, f"run_ablations.sh used {cpu:.0f} s of CPU ({time.monotonic() - start:.0f} s wall)"
+
+    assert (work / "dump" / "raw" / "test_babble_snr0" / "wav.scp").is_file()
+    smile, audio_only = work / "exp" / "asr_smile_seed1", work / "exp" / "asr_audio_only_seed1"
+    decoded = {p.relative_to(work / "exp").parent.parent.as_posix()
+               for p in (work / "exp").glob("asr_*_seed1/*/*/score_wer/result.txt")}
+    assert decoded == {
+        "asr_smile_seed1/decode_av/test", "asr_smile_seed1/decode_av/test_babble_snr0",
+        "asr_smile_seed1/decode_video/test", "asr_audio_only_seed1/decode_av/test",
+        "asr_audio_only_seed1/decode_av/test_babble_snr0",
+    }
+    assert yaml.safe_load((smile / "config.yaml").read_text())["seed"] == 1
+    report = (work / "RESULTS_ABLATION.md").read_text()
+    assert (work / "wer_vs_snr.png").read_bytes()[:4] == b"\x89PNG"
+    wer = {d: error_rate(work / "exp" / d / "score_wer" / "result.txt") for d in decoded}
+    s = "asr_smile_seed1/decode_"
+    assert "| variant | clean | babble 0 dB | video only |" in report
+    assert f"| `smile` | {wer[s + 'av/test']:.1f} | {wer[s + 'av/test_babble_snr0']:.1f} | {wer[s + 'video/test']:.1f} |" in report
+    a = "asr_audio_only_seed1/decode_av/"
+    assert f"| `audio_only` | {wer[a + 'test']:.1f} | {wer[a + 'test_babble_snr0']:.1f} | n/a |" in report
+    assert "### `audio_only` vs `smile`" in report and "## Missing results" not in report
+    times = (work / "exp" / "ablation_times.tsv").read_text()
+    assert times.count("train\t") == 2 and "prep\t" in times
+
+    # a rerun resumes nothing and redoes nothing
+    stamps = {p: p.stat().st_mtime_ns for p in [smile / "train.log", audio_only / "train.log",
+                                                 *(work / "exp").glob("asr_*/*/*/score_wer/result.txt")]}
+    rerun = list(opts)  # decoding options do not touch training; decoding is skipped per inference tag
+    rerun[rerun.index("--inference_args") + 1] = "--beam_size 3 --maxlenratio 0.3"
+    again = run_recipe(work, *rerun, script="local/run_ablations.sh")
+    assert "Stages 1-10: done before" in again
+    assert again.count("finished before; skipped") == 2 and again.count("scored before; skipped") == 3
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    # other training options for a finished run: refused with what to do
+    changed = list(opts)
+    changed[changed.index("--asr_args") + 1] = "--max_epoch 2"
+    with pytest.raises(AssertionError, match="was trained with other options"):
+        run_recipe(work, *changed, script="local/run_ablations.sh")

@@ -22,9 +22,9 @@ def recipe_copy(workdir: Path) -> Path:
     return workdir
 
 
-def run_recipe(workdir: Path, *args: str) -> str:
+def run_recipe(workdir: Path, *args: str, script: str = "./run.sh") -> str:
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-    proc = subprocess.run(["./run.sh", *args], cwd=workdir, capture_output=True, text=True, env=env)
+    proc = subprocess.run([script, *args], cwd=workdir, capture_output=True, text=True, env=env)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-5000:]
     return out

@@ -198,7 +198,7 @@ def epochs_line(expdir: Path, variants, seeds) -> List[str]:
                     done.append(int(m.group(1)))
         if configured:
             lines.append(f"`{variant}`: max_epoch {', '.join(str(c) for c in sorted(configured, key=str))}; "
-                         f"finished runs: {len(done)} ({', '.join(map(str, done)) or DASH} epochs)")
+                         f"finished runs: {len(done)} (epochs trained: {', '.join(map(str, done)) or DASH})")
     return lines
 
 
@@ -339,17 +339,22 @@ def render(args, cells, conds, cis, png_rel: Optional[str]) -> str:
     if png_rel:
         lines += [f"![WER against SNR, {args.plot_noise} noise]({png_rel})", ""]
 
-    lines += [
-        f"## Differences to `{args.reference}` (paired bootstrap)",
-        "",
-        f"Δ = WER(variant) − WER(`{args.reference}`) in percentage points, from the per-utterance "
-        "error counts of the same sclite reports (each system's mean over its seeds per utterance); "
-        f"95% interval from {args.n_boot} paired resamples of the test utterances. Positive Δ: "
-        f"the variant is worse than `{args.reference}`. The interval covers test-set sampling "
-        "only; seed-to-seed variation shows in the standard deviations above.",
-        "",
-    ]
-    for v in [a for a in ABLATIONS if a in args.variants and a != args.reference]:
+    if args.reference not in args.variants:
+        lines += [f"## Differences to `{args.reference}`", "",
+                  f"`{args.reference}` is not among the variants of this study: no differences computed.", ""]
+    else:
+        lines += [
+            f"## Differences to `{args.reference}` (paired bootstrap)",
+            "",
+            f"Δ = WER(variant) − WER(`{args.reference}`) in percentage points, from the per-utterance "
+            "error counts of the same sclite reports (each system's mean over its seeds per utterance); "
+            f"95% interval from {args.n_boot} paired resamples of the test utterances. Positive Δ: "
+            f"the variant is worse than `{args.reference}`. The interval covers test-set sampling "
+            "only; seed-to-seed variation shows in the standard deviations above.",
+            "",
+        ]
+    compared = [a for a in ABLATIONS if a in args.variants and a != args.reference] if args.reference in args.variants else []
+    for v in compared:
         rows = [(c, ci) for (variant, c), ci in cis.items() if variant == v]
         lines += [f"### `{v}` vs `{args.reference}`", ""]
         if not rows:
@@ -419,8 +424,6 @@ def main(cmd=None) -> int:
     try:
         args.noise_types = [n for n, _ in parse_type_list(args.noise_types)] if args.noise_types else []
         args.snrs = parse_snr_list(args.snrs) if args.noise_types else []
-        if args.reference not in args.variants:
-            raise ValueError(f"--reference {args.reference} is not among --variants {args.variants}")
         if not args.expdir.is_dir():
             raise ValueError(f"{args.expdir} is not a directory")
         args.times = args.times or args.expdir / "ablation_times.tsv"
@@ -428,7 +431,7 @@ def main(cmd=None) -> int:
         cells = load(args.expdir, args.variants, args.seeds, args.inference_tag, conds)
         cis: Dict[Tuple[str, Condition], BootstrapCI] = {}
         for v in args.variants:
-            if v == args.reference:
+            if v == args.reference or args.reference not in args.variants:
                 continue
             for c in conds:
                 a, b = cells[(v, c)], cells[(args.reference, c)]
