@@ -293,6 +293,34 @@ def test_encoder_channel_layout_and_audio_only():
         _encoder("channel", "intra")
 
 
+@pytest.mark.parametrize("layout", ["temporal", "channel"])
+def test_encoder_input_scale(layout):
+    """input_scale multiplies the content (not the position table) by sqrt(D)."""
+    lens = torch.tensor([5])
+    a, v = _feats([5], 5, 0), _feats([5], 6, 1)
+    torch.manual_seed(0)
+    plain = _encoder(layout, "mix")
+    torch.manual_seed(0)
+    scaled = _encoder(layout, "mix", input_scale=True)
+    scaled.load_state_dict(plain.state_dict())
+    zero_a, zero_v = torch.zeros_like(a), torch.zeros_like(v)
+    x0, _ = plain.embed(a, v, lens)
+    x1, _ = scaled.embed(a, v, lens)
+    p0, _ = plain.embed(zero_a, zero_v, lens)
+    p1, _ = scaled.embed(zero_a, zero_v, lens)
+    if layout == "channel":
+        # tokens = content + position, and only the content is scaled by sqrt(16)
+        pos = plain._sinusoid(5, a.device, a.dtype)[None]
+        torch.testing.assert_close(x1 - pos, 4.0 * (x0 - pos))
+        torch.testing.assert_close(p1 - pos, 4.0 * (p0 - pos))
+    else:
+        # the adapters start as the identity: content = projection, scaled by 4
+        pos = plain._sinusoid(5, a.device, a.dtype)
+        a0 = plain.audio_proj(a)[0]
+        torch.testing.assert_close(x0[0, :5], a0 + plain.modality_embed[0] + pos)
+        torch.testing.assert_close(x1[0, :5], 4.0 * a0 + plain.modality_embed[0] + pos)
+
+
 def test_encoder_requires_fusion():
     enc = _encoder(fusion=False)
     a, v = _feats([3], 5, 0), _feats([3], 6, 1)

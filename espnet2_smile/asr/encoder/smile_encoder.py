@@ -118,6 +118,9 @@ class SmileEncoder(AbsEncoder):
         conv_pos_kernel: Kernel of the convolutional position embedding.
         conv_pos_groups: Groups of the convolutional position embedding.
         adapter_units: Bottleneck units of the AV adapter (temporal layout; 0: none).
+        input_scale: Multiply the projected features by sqrt(D) before the position
+            embedding is added (as ESPnet's Transformer embeddings do), so that the
+            content, not the position table, dominates the first layer's input.
     """
 
     @typechecked
@@ -137,6 +140,7 @@ class SmileEncoder(AbsEncoder):
         conv_pos_kernel: int = 128,
         conv_pos_groups: int = 16,
         adapter_units: int = 64,
+        input_scale: bool = False,
     ):
         super().__init__()
         if layout not in LAYOUTS:
@@ -194,6 +198,7 @@ class SmileEncoder(AbsEncoder):
             else None
         )
         self.input_dropout = torch.nn.Dropout(dropout_rate)
+        self.xscale = math.sqrt(output_size) if input_scale else 1.0
         self.encoders = torch.nn.ModuleList(
             [
                 EncoderLayer(
@@ -268,11 +273,12 @@ class SmileEncoder(AbsEncoder):
         if self.layout == "channel":
             x = a if not self.has_video else torch.cat([a, self.video_proj(video)], dim=-1)
             # (B, T, S*D) -> (B, T, D)
-            x = self.channel_proj(self.channel_norm(x))
+            x = self.channel_proj(self.channel_norm(x)) * self.xscale
             x = self._add_position(x, valid)
             mask = valid.unsqueeze(1)  # (B, 1, T)
         else:
-            v = self.video_proj(video)
+            a = a * self.xscale
+            v = self.video_proj(video) * self.xscale
             a = self.adapters["audio"](a) + self.modality_embed[0]
             v = self.adapters["video"](v) + self.modality_embed[1]
             a = self._add_position(a, valid)
