@@ -346,7 +346,7 @@ if ! "${skip_eval}"; then
       log "Decoding started... log: '${_logdir}/asr_inference.*.log'"
       # shellcheck disable=SC2086
       ${_cmd} --gpu "${_ngpu}" JOB=1:"${_nj}" "${_logdir}"/asr_inference.JOB.log \
-        ${python} -m espnet2_smile.bin.avsr_inference --batch_size 1 --ngpu "${_ngpu}" \
+        ${python} -m espnet2_smile.bin.avsr_inference --ngpu "${_ngpu}" \
           --data_path_and_name_and_type "${_data}/wav.scp,speech,sound" \
           --data_path_and_name_and_type "${_data}/video.scp,video,kaldi_ark" \
           --key_file "${_logdir}/keys.JOB" --modality "${inference_modality}" \
