@@ -10,11 +10,12 @@ test_sets="test"
 asr_config=conf/train.yaml
 inference_config=conf/decode.yaml
 
+# --nbpe 100 suits the built-in corpus (485 words); on LRS3 use --nbpe 1000 (README.md)
 ./avsr.sh \
     --nj 2 \
     --inference_nj 2 \
     --token_type bpe \
-    --nbpe 300 \
+    --nbpe 100 \
     --bpemode unigram \
     --max_wav_duration 20 \
     --train_set "${train_set}" \

@@ -6,7 +6,7 @@
 #
 #   local/run_ablations.sh                                 # all variants, seed 1
 #   local/run_ablations.sh --seeds "1 2 3" --local_data_opts "--train_subset full"
-#   local/run_ablations.sh --variants "smile baseline" --asr_args "--max_epoch 20" --nbpe 300
+#   local/run_ablations.sh --variants "smile baseline" --asr_args "--max_epoch 20" --nbpe 1000
 #
 # Options not listed below go to run.sh (e.g. --nbpe, --ngpu, --inference_args). Stages
 # 1-10 run once (skipped when their statistics exist; missing noisy sets are made and
@@ -97,7 +97,7 @@ _opt() {  # value of --$1 among the pass-through options, else $2
   echo "${value}"
 }
 token_type=$(_opt token_type bpe)
-if [ "${token_type}" = bpe ]; then tok_suffix="bpe$(_opt nbpe 300)"; else tok_suffix=${token_type}; fi
+if [ "${token_type}" = bpe ]; then tok_suffix="bpe$(_opt nbpe 100)"; else tok_suffix=${token_type}; fi
 asr_stats_dir=$(_opt asr_stats_dir "${expdir}/asr_stats_raw_${tok_suffix}")
 inference_asr_model=$(_opt inference_asr_model valid.acc.ave.pth)
 common=(--expdir "${expdir}" --dumpdir "${dumpdir}" --train_set "${train_set}" --valid_set "${valid_set}")
