@@ -1,5 +1,6 @@
 # Quick start:   make demo    (the whole recipe on the built-in corpus)
 #                make test    (installs if needed, then runs the test suite)
+#                make test-long (the minutes-long tests: recipe stages killed and rerun)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,7 +9,7 @@ STAMP := $(VENV)/.installed
 DEBIAN_PACKAGES := ffmpeg espeak-ng libespeak-ng1 sctk
 PYTEST_ARGS ?=
 
-.PHONY: install sysdeps test demo clean-venv
+.PHONY: install sysdeps test test-long demo clean-venv
 
 install: sysdeps $(STAMP)
 
@@ -37,6 +38,11 @@ $(STAMP): setup.py
 
 test: install
 	$(PY) -m pytest test -q $(PYTEST_ARGS)
+
+# Tests marked `long` (skipped by `make test`): kill -9 during recipe stages 1, 11 and 12
+# and check the rerun; a training run on a corrupt ark entry.
+test-long: install
+	SMILE_LONG_TESTS=1 $(PY) -m pytest test -q -m long $(PYTEST_ARGS)
 
 # The whole recipe on the built-in corpus (default size: about 1.2 h of training speech).
 demo: install

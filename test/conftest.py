@@ -1,5 +1,10 @@
-"""Shared fixtures: a tiny audio-visual data directory in ESPnet's format."""
+"""Shared fixtures: a tiny audio-visual data directory in ESPnet's format.
 
+Tests marked ``long`` (minutes each: recipe runs that are killed and rerun) are
+skipped unless ``SMILE_LONG_TESTS=1`` (``make test-long``).
+"""
+
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +14,24 @@ import numpy as np
 import pytest
 
 from espnet2_smile.constants import AUDIO_SR, SAMPLES_PER_FRAME
+
+
+LONG_TESTS_ENV = "SMILE_LONG_TESTS"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", f"long: minutes-long recipe runs; skipped unless {LONG_TESTS_ENV}=1 (make test-long)"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get(LONG_TESTS_ENV) == "1":
+        return
+    skip = pytest.mark.skip(reason=f"long test: set {LONG_TESTS_ENV}=1 or run make test-long")
+    for item in items:
+        if "long" in item.keywords:
+            item.add_marker(skip)
 
 
 def run_module(module: str, args: List[str], cwd: Path) -> subprocess.CompletedProcess:

@@ -22,9 +22,13 @@ def recipe_copy(workdir: Path) -> Path:
     return workdir
 
 
+def recipe_env() -> dict:
+    """The environment of a recipe run: path.sh activates the project's venv itself."""
+    return {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+
+
 def run_recipe(workdir: Path, *args: str, script: str = "./run.sh") -> str:
-    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-    proc = subprocess.run([script, *args], cwd=workdir, capture_output=True, text=True, env=env)
+    proc = subprocess.run([script, *args], cwd=workdir, capture_output=True, text=True, env=recipe_env())
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-5000:]
     return out
