@@ -110,6 +110,10 @@ class ESPnetAVSRModel(ESPnetASRModel):
         sym_eos: str = "<sos/eos>",
         extract_feats_in_collect_stats: bool = True,
     ):
+        if not 0.0 <= ctc_weight <= 1.0:
+            raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight}")
+        if not 0.0 <= lsm_weight < 1.0:
+            raise ValueError(f"lsm_weight must be in [0, 1), got {lsm_weight}")
         super().__init__(
             vocab_size=vocab_size,
             token_list=token_list,

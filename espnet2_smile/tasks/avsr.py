@@ -41,6 +41,8 @@ from espnet2_smile.asr.objective.abs_objective import AbsObjective
 from espnet2_smile.asr.objective.masked_prediction import MaskedPredictionObjective
 from espnet2_smile.asr.objective.siamese import SiameseObjective
 from espnet2_smile.train.preprocessor import AVPreprocessor
+from espnet2_smile.train.trainer import AVSRTrainer
+from espnet2_smile.utils.checkpoint import load_checkpoint, weights_only_loads
 
 # Names in ESPnet's own registries (so ASRTask and its tools resolve them too).
 asr_task.frontend_choices.classes["stacked_fbank"] = StackedFbankFrontend
@@ -93,8 +95,70 @@ preprocessor_choices = ClassChoices(
 )
 
 
+# Value ranges of component options, checked before anything is built so that a bad
+# value is one error naming the option (some of these classes would fail later, with
+# a tensor-shape message, or not at all). Options of our own components not listed
+# here are checked by their constructors.
+POSITIVE_INT_KEYS = {
+    "frontend": ("n_mels", "stack", "n_fft", "win_length", "hop_length"),
+    "video_frontend": ("channels", "crop_size", "downsample"),
+    "encoder": ("output_size", "attention_heads", "linear_units", "num_blocks",
+                "conv_pos_kernel", "conv_pos_groups"),
+    "decoder": ("attention_heads", "linear_units", "num_blocks"),
+    "objective": ("head_units",),
+    "fusion": ("num_groups",),
+}
+NON_NEGATIVE_INT_KEYS = {"encoder": ("adapter_units",), "model": ("max_av_length_diff",)}
+PROBABILITY_KEYS = {  # in [0, 1]
+    "encoder": ("dropout_rate", "attention_dropout_rate"),
+    "decoder": ("dropout_rate", "positional_dropout_rate", "self_attention_dropout_rate",
+                "src_attention_dropout_rate"),
+    "model": ("ctc_weight", "modality_dropout"),
+}
+
+
+def check_component_options(args: argparse.Namespace) -> None:
+    """Ranges of the ``--<component>_conf`` options and the sizes that must agree.
+
+    Raises:
+        ValueError: naming the first bad option and its value.
+    """
+    def conf(group: str) -> Dict[str, Any]:
+        return getattr(args, f"{group}_conf", None) or {}
+
+    def bad(group: str, key: str, value: Any, rule: str) -> ValueError:
+        return ValueError(f"--{group}_conf {key}={value!r}: must be {rule}")
+
+    for group, keys in POSITIVE_INT_KEYS.items():
+        for key in keys:
+            value = conf(group).get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+                raise bad(group, key, value, "a positive integer")
+    for group, keys in NON_NEGATIVE_INT_KEYS.items():
+        for key in keys:
+            value = conf(group).get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+                raise bad(group, key, value, ">= 0")
+    for group, keys in PROBABILITY_KEYS.items():
+        for key in keys:
+            value = conf(group).get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and not 0 <= value <= 1:
+                raise bad(group, key, value, "in [0, 1]")
+    lsm = conf("model").get("lsm_weight")
+    if isinstance(lsm, (int, float)) and not 0 <= lsm < 1:
+        raise bad("model", "lsm_weight", lsm, "in [0, 1)")
+    # the decoder attends over encoder outputs: its heads split the encoder size
+    enc_size = conf("encoder").get("output_size", 256)
+    dec_heads = conf("decoder").get("attention_heads")
+    if getattr(args, "decoder", None) is not None and isinstance(dec_heads, int) and enc_size % dec_heads:
+        raise ValueError(
+            f"--decoder_conf attention_heads={dec_heads} must divide --encoder_conf "
+            f"output_size={enc_size}"
+        )
+
+
 def _build(choices: ClassChoices, name: Optional[str], conf: Dict[str, Any], **given):
-    """Instantiate a registered class; a bad name or key becomes a one-line error.
+    """Instantiate a registered class; a bad name, key or value becomes a one-line error.
 
     ``given`` are the values the task derives (sizes); they are passed only when the
     class's constructor takes them, and may not be set in the ``_conf`` dict.
@@ -112,8 +176,10 @@ def _build(choices: ClassChoices, name: Optional[str], conf: Dict[str, Any], **g
     kwargs = {k: v for k, v in given.items() if k in params}
     try:
         return cls(**kwargs, **conf)
-    except TypeError as e:  # unknown key, wrong type (typeguard)
-        raise ValueError(f"--{choices.name} {name} --{choices.name}_conf {conf}: {e}") from e
+    except (TypeError, ValueError, RuntimeError, AssertionError) as e:
+        # unknown key, wrong type (typeguard), a value the class refuses
+        reason = str(e).splitlines()[0] if str(e) else f"{type(e).__name__} in {cls.__name__}"
+        raise ValueError(f"--{choices.name} {name} --{choices.name}_conf {conf}: {reason}") from e
 
 
 class AVSRTask(ASRTask):
@@ -121,6 +187,7 @@ class AVSRTask(ASRTask):
     (mouth ROIs, kaldi_ark) and ``text``."""
 
     num_optimizers: int = 1
+    trainer = AVSRTrainer
 
     class_choices_list = [
         frontend_choices,
@@ -150,6 +217,14 @@ class AVSRTask(ASRTask):
         return ()
 
     @classmethod
+    def main(cls, args: Optional[argparse.Namespace] = None, cmd=None):
+        """ESPnet's entry point, with every checkpoint load weights-only
+        (:func:`espnet2_smile.utils.checkpoint.weights_only_loads`): resume,
+        ``--init_param`` and model averaging never unpickle code."""
+        with weights_only_loads():
+            super().main(args=args, cmd=cmd)
+
+    @classmethod
     @typechecked
     def build_model(cls, args: argparse.Namespace) -> ESPnetAVSRModel:
         if isinstance(args.token_list, str):
@@ -165,6 +240,7 @@ class AVSRTask(ASRTask):
         logging.info(f"Vocabulary size: {vocab_size}")
         if getattr(args, "input_size", None) is not None:
             raise ValueError("--input_size is not supported: features are computed in the model")
+        check_component_options(args)
 
         # 1. frontends
         frontend = _build(frontend_choices, args.frontend, args.frontend_conf)
@@ -176,6 +252,13 @@ class AVSRTask(ASRTask):
 
         # 2. normalisation of the audio features
         normalize = _build(normalize_choices, args.normalize, args.normalize_conf)
+        mean = getattr(normalize, "mean", None)  # global_mvn: statistics from a file
+        if isinstance(mean, torch.Tensor) and mean.numel() != audio_size:
+            raise ValueError(
+                f"--normalize_conf stats_file={args.normalize_conf.get('stats_file')}: statistics "
+                f"of {mean.numel()} features, the audio frontend gives {audio_size} "
+                "(collect the statistics again with this frontend)"
+            )
 
         # 3. encoder and its final fusion
         encoder = _build(
@@ -220,7 +303,10 @@ class AVSRTask(ASRTask):
             vocab_size=vocab_size,
             encoder_output_size=encoder.output_size(),
         )
-        ctc = CTC(odim=vocab_size, encoder_output_size=encoder.output_size(), **args.ctc_conf)
+        try:
+            ctc = CTC(odim=vocab_size, encoder_output_size=encoder.output_size(), **args.ctc_conf)
+        except TypeError as e:
+            raise ValueError(f"--ctc_conf {args.ctc_conf}: {e}") from e
 
         # 6. the model
         model = _build(
@@ -264,7 +350,7 @@ class AVSRTask(ASRTask):
         model = cls.build_model(args)
         model.to(device)
         if model_file is not None:
-            state = torch.load(model_file, map_location=device, weights_only=True)
+            state = load_checkpoint(model_file, map_location=device)
             missing, unexpected = model.load_state_dict(state, strict=False)
             if missing or unexpected:
                 raise RuntimeError(

@@ -8,6 +8,8 @@ LOSSES = ("cosine", "mse")
 
 def build_head(kind: str, in_size: int, out_size: int, units: int) -> torch.nn.Module:
     """``mlp``: Linear-GELU-Linear; ``linear``; ``none`` (identity, sizes must match)."""
+    if units < 1:
+        raise ValueError(f"head_units must be positive, got {units}")
     if kind == "mlp":
         return torch.nn.Sequential(
             torch.nn.Linear(in_size, units), torch.nn.GELU(), torch.nn.Linear(units, out_size)
@@ -26,6 +28,13 @@ def build_head(kind: str, in_size: int, out_size: int, units: int) -> torch.nn.M
 def check_loss(kind: str) -> None:
     if kind not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {kind!r}")
+
+
+def check_weights(audio_weight: float, video_weight: float) -> None:
+    """The loss weights alpha (audio) and beta (video) must be finite and >= 0."""
+    for name, w in (("audio_weight", audio_weight), ("video_weight", video_weight)):
+        if not 0.0 <= w < float("inf"):
+            raise ValueError(f"{name} must be a finite value >= 0, got {w}")
 
 
 def masked_regression_loss(

@@ -7,7 +7,12 @@ from typeguard import typechecked
 
 from espnet2_smile.asr.encoder.smile_encoder import SmileEncoder, StreamEncoderOutput
 from espnet2_smile.asr.objective.abs_objective import AbsObjective
-from espnet2_smile.asr.objective.heads import build_head, check_loss, masked_regression_loss
+from espnet2_smile.asr.objective.heads import (
+    build_head,
+    check_loss,
+    check_weights,
+    masked_regression_loss,
+)
 
 
 class MaskedPredictionObjective(AbsObjective):
@@ -47,6 +52,7 @@ class MaskedPredictionObjective(AbsObjective):
     ):
         super().__init__()
         check_loss(loss)
+        check_weights(audio_weight, video_weight)
         self.loss = loss
         self.target_norm = target_norm
         self.weights = {"audio": audio_weight, "video": video_weight}

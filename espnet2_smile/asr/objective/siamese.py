@@ -8,7 +8,12 @@ from typeguard import typechecked
 
 from espnet2_smile.asr.encoder.smile_encoder import SmileEncoder, StreamEncoderOutput
 from espnet2_smile.asr.objective.abs_objective import AbsObjective
-from espnet2_smile.asr.objective.heads import build_head, check_loss, masked_regression_loss
+from espnet2_smile.asr.objective.heads import (
+    build_head,
+    check_loss,
+    check_weights,
+    masked_regression_loss,
+)
 
 TARGETS = ("stopgrad", "ema")
 
@@ -55,6 +60,7 @@ class SiameseObjective(AbsObjective):
         if not 0.0 <= ema_decay <= 1.0:
             raise ValueError(f"ema_decay must be in [0, 1], got {ema_decay}")
         check_loss(loss)
+        check_weights(audio_weight, video_weight)
         self.target = target
         self.ema_decay = ema_decay
         self.loss = loss
