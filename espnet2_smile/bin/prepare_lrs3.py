@@ -3,6 +3,9 @@
 
     python -m espnet2_smile.bin.prepare_lrs3 --root /data/LRS3 --out data \\
         --valid_ids /data/lrs3-valid.id --train_subset trainval --roi_method fixed --nj 4
+
+Clips that cannot be used are skipped and listed with the reason in
+``<out>/<set>/skipped.txt`` (see ``espnet2_smile.prep.lrs3``).
 """
 
 import argparse
@@ -11,7 +14,7 @@ import sys
 from pathlib import Path
 
 from espnet2_smile.corpus.render import FRAME_SIZE, MOUTH_CENTER_XY, ROI_SIZE
-from espnet2_smile.prep.lrs3 import TRAIN_SUBSETS, RoiConfig, plan_sets, write_set
+from espnet2_smile.prep.lrs3 import TRAIN_SUBSETS, ClipLimits, RoiConfig, plan_sets, write_set
 
 
 def main(cmd=None) -> int:
@@ -27,6 +30,10 @@ def main(cmd=None) -> int:
                         help="mouth centre x,y in pixels of the frame scaled to --frame_size")
     parser.add_argument("--roi_size", type=int, default=ROI_SIZE)
     parser.add_argument("--frame_size", type=int, default=FRAME_SIZE)
+    parser.add_argument("--max_sec", type=float, default=ClipLimits.max_sec,
+                        help="skip clips longer than this (seconds)")
+    parser.add_argument("--max_av_diff", type=float, default=ClipLimits.max_av_diff,
+                        help="skip clips whose audio and video lengths differ by more than this many 25 fps frames")
     parser.add_argument("--sets", nargs="+", default=["train", "dev", "test"])
     parser.add_argument("--nj", type=int, default=4)
     args = parser.parse_args(cmd)
@@ -36,12 +43,16 @@ def main(cmd=None) -> int:
         valid_ids = args.valid_ids or args.root / "lrs3-valid.id"
         sets = plan_sets(args.root, valid_ids, args.train_subset)
         roi = RoiConfig(center_xy=(cx, cy), size=args.roi_size, frame_size=args.frame_size)
+        if not args.max_sec > 0 or not args.max_av_diff >= 0:
+            raise ValueError(f"need --max_sec > 0 and --max_av_diff >= 0, got {args.max_sec}, {args.max_av_diff}")
+        limits = ClipLimits(max_sec=args.max_sec, max_av_diff=args.max_av_diff)
         for name in args.sets:
             if name not in sets:
                 raise ValueError(f"unknown set {name!r}; choose from {sorted(sets)}")
             options = dict(root=str(args.root.resolve()), clips=len(sets[name]), roi=[cx, cy, args.roi_size, args.frame_size],
-                           train_subset=args.train_subset, roi_method=args.roi_method)
-            write_set(args.root, args.out / name, sets[name], roi, args.nj, options)
+                           train_subset=args.train_subset, roi_method=args.roi_method,
+                           max_sec=args.max_sec, max_av_diff=args.max_av_diff)
+            write_set(args.root, args.out / name, sets[name], roi, args.nj, options, limits)
     except ValueError as e:
         logging.error(str(e))
         return 1

@@ -7,8 +7,16 @@ Works on real LRS3 and on the built-in corpus (same layout). Sets:
 - ``dev``: the clips of the valid-id list (held out of ``trainval``);
 - ``test``: ``test/``.
 
-A clip that cannot be used (no or malformed ``.txt``, unreadable mp4, no audio or video
-stream, no frames) is skipped and listed with its reason in ``<set>/skipped.txt``.
+Media at other rates is converted: video to 25 fps by timestamps (so variable frame
+rate too), audio to 16 kHz mono (downmixed). Transcripts are normalised to LRS3's
+characters (:func:`normalize_transcript`). A clip that cannot be used is skipped and
+listed with a one-line reason in ``<set>/skipped.txt``: no or malformed ``.txt``, a
+transcript with nothing left after normalisation, an utterance id with characters
+other than letters, digits, ``_`` and ``-`` or one already taken, an empty or unreadable
+mp4, no audio or video stream, no frames or samples, longer than ``ClipLimits.max_sec``,
+or audio and video lengths that differ by more than ``ClipLimits.max_av_diff`` frames.
+One clip's failure never stops the set.
+
 A set is written to ``<set>.tmp`` and renamed when complete, and marked done with its
 options, so an interrupted or repeated run redoes it cleanly or skips it.
 """
@@ -17,14 +25,17 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import shutil
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from espnet2_smile.corpus.lrs3 import list_clips, read_txt, read_valid_ids, utterance_id
+from espnet2_smile.constants import AUDIO_SR, SAMPLES_PER_FRAME
+from espnet2_smile.corpus.lrs3 import list_clips, normalize_text, read_txt, read_valid_ids, utterance_id
 from espnet2_smile.prep.media import MediaError, extract_audio, probe, read_mouth_roi
 from espnet2_smile.utils.datadir import spk2utt_from_utt2spk, write_scp
 
@@ -40,6 +51,52 @@ class RoiConfig:
     frame_size: Optional[int] = 224
 
 
+@dataclass(frozen=True)
+class ClipLimits:
+    """Clips outside these limits are skipped.
+
+    Args:
+        max_sec: Longest clip in seconds (checked on the container's duration before
+            decoding, and on the decoded audio).
+        max_av_diff: Largest difference between the audio and the video length, in
+            25 fps frames (the model's ``max_av_length_diff`` default).
+    """
+
+    max_sec: float = 600.0
+    max_av_diff: float = 3.0
+
+
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u00b4": "'", "`": "'"})
+# Latin letters that Unicode does not decompose into a base letter and an accent
+_LATIN = str.maketrans({"Æ": "AE", "æ": "ae", "Œ": "OE", "œ": "oe", "Ø": "O", "ø": "o", "Ł": "L",
+                        "ł": "l", "Đ": "D", "đ": "d", "Þ": "TH", "þ": "th", "ı": "i"})
+_NOT_LRS3 = re.compile(r"[^A-Z0-9' ]+")
+_UTTID = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def normalize_transcript(text: str) -> str:
+    """A transcript in LRS3's characters: ``A-Z``, ``0-9``, ``'`` and single spaces.
+
+    ``{...}`` annotation codes are removed; typographic apostrophes become ``'``;
+    accented Latin letters lose their accents (``CAFÉ`` -> ``CAFE``, ``Ø`` -> ``O``); text is
+    upper-cased; any other character (punctuation, symbols, other scripts) becomes a
+    word break; a word made only of apostrophes is dropped. Digits are kept as written.
+    """
+    text = normalize_text(text).translate(_APOSTROPHES).translate(_LATIN)
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    words = _NOT_LRS3.sub(" ", text.upper()).split()
+    return " ".join(w for w in words if w.strip("'"))
+
+
+def _one_line(reason: str, *paths: Path) -> str:
+    """A skip reason as one deterministic line: file names and ffmpeg's object
+    addresses (``[mov,mp4 @ 0x55d...]``) removed."""
+    for path in paths:
+        reason = reason.replace(str(path), path.suffix.lstrip(".") or path.name)
+    reason = re.sub(r" @ 0x[0-9a-fA-F]+", "", reason)
+    return " ".join(reason.split()) or "unknown error"
+
+
 @dataclass
 class ClipResult:
     uttid: str
@@ -48,6 +105,7 @@ class ClipResult:
     text: str = ""
     num_samples: int = 0
     roi: Optional[np.ndarray] = None
+    wav: Optional[Path] = None  # the extracted audio, under a name unique to the clip
     reason: str = ""  # non-empty: skipped
 
 
@@ -96,28 +154,67 @@ def clip_uttid(rel: str) -> str:
     return utterance_id(video_id, ("pre" if split == "pretrain" else "") + clip_id)
 
 
-def process_clip(root: Path, rel: str, wav_dir: Path, roi: RoiConfig) -> ClipResult:
-    """Transcript, 16 kHz audio (written to ``wav_dir``) and mouth ROI of one clip."""
+def process_clip(
+    root: Path, rel: str, wav_dir: Path, roi: RoiConfig, limits: ClipLimits = ClipLimits()
+) -> ClipResult:
+    """Transcript, 16 kHz audio and mouth ROI of one clip.
+
+    The audio goes to ``wav_dir`` under a name made from the clip path (two clips
+    with the same utterance id do not overwrite each other's audio).
+    Never raises for a bad clip: ``result.reason`` says why it is skipped (and no wav
+    file is left behind).
+    """
     uttid = clip_uttid(rel)
     result = ClipResult(uttid=uttid, rel=rel, speaker=rel.split("/")[1])
     mp4, txt = root / f"{rel}.mp4", root / f"{rel}.txt"
+    wav = wav_dir / (".clip_" + rel.replace("/", "__") + ".wav")
     try:
+        if not _UTTID.fullmatch(uttid):
+            raise ValueError(
+                f"bad utterance id: {uttid!r} has characters other than letters, digits, '_' and '-'"
+            )
         if not txt.is_file():
             raise ValueError("no .txt transcript")
-        transcript = read_txt(txt)
-        result.text = transcript.clean_text.upper()
+        result.text = normalize_transcript(read_txt(txt).text)
+        if not result.text:
+            raise ValueError("transcript has no letters or digits after normalisation")
+        if mp4.stat().st_size == 0:
+            raise MediaError("empty mp4 file (0 bytes)")
         info = probe(mp4)
         if not info.has_video:
             raise MediaError("no video stream")
-        result.roi = read_mouth_roi(mp4, roi.center_xy, roi.size, roi.frame_size)
         if not info.has_audio:
             raise MediaError("no audio stream")
-        result.num_samples = extract_audio(mp4, wav_dir / f"{uttid}.wav")
+        if info.duration > limits.max_sec:
+            raise MediaError(f"too long: {info.duration:.1f} s (container) > max_sec {limits.max_sec:g} s")
+        result.roi = read_mouth_roi(mp4, roi.center_xy, roi.size, roi.frame_size)
+        result.num_samples = extract_audio(mp4, wav)
+        result.wav = wav
+        if result.num_samples > limits.max_sec * AUDIO_SR:
+            raise MediaError(
+                f"too long: {result.num_samples / AUDIO_SR:.1f} s (audio) > max_sec {limits.max_sec:g} s"
+            )
+        audio_frames = result.num_samples / SAMPLES_PER_FRAME
+        video_frames = result.roi.shape[0]
+        if abs(audio_frames - video_frames) > limits.max_av_diff:
+            raise MediaError(
+                f"A/V length mismatch: audio {audio_frames:.1f} frames, video {video_frames} "
+                f"frames at 25 fps (more than max_av_diff {limits.max_av_diff:g} apart)"
+            )
     except (ValueError, OSError) as e:
-        # one line: the reason without the file name (the listing names the clip)
-        result.reason = str(e).replace(str(txt), "txt").replace(str(mp4), "mp4").splitlines()[0]
-        result.roi = None
+        result.reason = _one_line(str(e).splitlines()[0] if str(e) else type(e).__name__, txt, mp4)
+    except Exception as e:  # noqa: BLE001 -- one clip's failure must not stop the set
+        result.reason = _one_line(f"unexpected {type(e).__name__}: {e}", txt, mp4)
+    if result.reason:
+        result.roi, result.wav = None, None
+        if wav.exists():
+            wav.unlink()
     return result
+
+
+def _listing_key(rel: str) -> str:
+    """``rel`` as the first field of a ``skipped.txt`` line (whitespace as %20 etc.)."""
+    return re.sub(r"\s", lambda m: f"%{ord(m.group()):02X}", rel)
 
 
 def _work(args) -> ClipResult:
@@ -125,7 +222,13 @@ def _work(args) -> ClipResult:
 
 
 def write_set(
-    root: Path, out: Path, clips: Sequence[str], roi: RoiConfig, nj: int, options: dict
+    root: Path,
+    out: Path,
+    clips: Sequence[str],
+    roi: RoiConfig,
+    nj: int,
+    options: dict,
+    limits: ClipLimits = ClipLimits(),
 ) -> Tuple[int, int]:
     """Build data directory ``out`` from ``clips``. Returns (kept, skipped)."""
     import kaldiio
@@ -140,7 +243,9 @@ def write_set(
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "wav").mkdir(parents=True)
-    jobs = sorted(((root, rel, tmp / "wav", roi) for rel in clips), key=lambda j: clip_uttid(j[1]).encode())
+    # by utterance id, then clip path: of clips with the same id, the first is kept
+    jobs = sorted(((root, rel, tmp / "wav", roi, limits) for rel in clips),
+                  key=lambda j: (clip_uttid(j[1]).encode(), j[1].encode()))
     seen: Dict[str, str] = {}
     text, utt2spk, wav, samples, frames, skipped = {}, {}, {}, {}, {}, {}
     ctx = multiprocessing.get_context("fork")
@@ -149,12 +254,14 @@ def write_set(
     ) as ark:
         for n, r in enumerate(pool.imap(_work, jobs, chunksize=4), 1):
             if not r.reason and r.uttid in seen:
-                r.reason = f"duplicate utterance id {r.uttid} (also {seen[r.uttid]})"
+                r.reason = f"duplicate utterance id: {r.uttid} is also {seen[r.uttid]}, which is kept"
+                r.wav.unlink()
             if r.reason:
-                skipped[r.rel] = r.reason
+                skipped[_listing_key(r.rel)] = r.reason
                 logging.warning(f"skip {r.rel}: {r.reason}")
                 continue
             seen[r.uttid] = r.rel
+            os.replace(r.wav, tmp / "wav" / f"{r.uttid}.wav")
             ark[r.uttid] = r.roi
             text[r.uttid] = r.text
             utt2spk[r.uttid] = r.speaker
@@ -163,8 +270,9 @@ def write_set(
             frames[r.uttid] = str(r.roi.shape[0])
             if n % 500 == 0:
                 logging.info(f"{out}: {n}/{len(jobs)} clips")
+    write_scp(tmp / "skipped.txt", skipped)
     if not text:
-        raise ValueError(f"{out}: every clip was skipped (see {tmp / 'skipped.txt'})")
+        raise ValueError(f"{out}: every clip was skipped (reasons in {tmp / 'skipped.txt'})")
     # the ark was written under the temporary name: point video.scp at the final one
     video = {}
     for line in (tmp / "video.scp.tmp").read_text().splitlines():
@@ -172,11 +280,17 @@ def write_set(
         video[key] = str(out / "video.ark") + loc[loc.rindex(":"):]
     (tmp / "video.scp.tmp").unlink()
     for name, table in (("text", text), ("utt2spk", utt2spk), ("wav.scp", wav), ("video.scp", video),
-                        ("utt2num_samples", samples), ("utt2num_frames", frames), ("skipped.txt", skipped)):
+                        ("utt2num_samples", samples), ("utt2num_frames", frames)):
         write_scp(tmp / name, table)
     write_scp(tmp / "spk2utt", spk2utt_from_utt2spk(utt2spk))
     (tmp / DONE).write_text(json.dumps(options, sort_keys=True))
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
-    logging.info(f"{out}: {len(text)} utterances, {len(skipped)} skipped (listed in {out / 'skipped.txt'})")
+    kinds: Dict[str, int] = {}
+    for reason in skipped.values():
+        kind = re.split(r"[:(]", reason, maxsplit=1)[0].strip()
+        kinds[kind] = kinds.get(kind, 0) + 1
+    by_kind = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
+    by_kind = f": {by_kind}" if by_kind else ""
+    logging.info(f"{out}: {len(text)} utterances, {len(skipped)} skipped{by_kind} (listed in {out / 'skipped.txt'})")
     return len(text), len(skipped)

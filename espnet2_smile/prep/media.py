@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Tuple
@@ -75,7 +76,11 @@ def extract_audio(path: Path, wav_out: Path) -> int:
              "-ac", "1", "-ar", str(AUDIO_SR), "-c:a", "pcm_s16le", "-f", "wav", str(tmp)],
             "audio extraction", path,
         )
-        n_samples = (tmp.stat().st_size - 44) // 2  # 16-bit mono PCM after the 44-byte header
+        try:
+            with wave.open(str(tmp), "rb") as w:  # the header is not always 44 bytes (LIST chunk)
+                n_samples = w.getnframes()
+        except (wave.Error, EOFError) as e:
+            raise MediaError(f"audio extraction wrote no readable wav ({e})") from None
         if n_samples <= 0:
             raise MediaError("audio stream has no samples")
         os.replace(tmp, wav_out)

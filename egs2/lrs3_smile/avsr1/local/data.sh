@@ -14,6 +14,8 @@ nj=2                  # Parallel jobs.
 train_subset=trainval # trainval (LRS3 30 h) or full (pretrain + trainval).
 valid_ids=""          # The valid-id list (default: <LRS3 root>/lrs3-valid.id).
 roi_method=fixed      # Mouth-ROI extraction: fixed (a calibrated crop of LRS3-framed faces).
+max_sec=600           # Clips longer than this (seconds) are skipped.
+max_av_diff=3         # Clips whose audio and video lengths differ by more than this many 25 fps frames are skipped.
 corpus_size=default   # Built-in corpus size: tiny, small or default.
 corpus_seed=1         # Built-in corpus seed.
 corpus_dir=""         # Built-in corpus folder (default: downloads/builtin_<size>_seed<seed>).
@@ -40,7 +42,8 @@ fi
 [ -z "${valid_ids}" ] && valid_ids="${root}/lrs3-valid.id"
 
 python3 -m espnet2_smile.bin.prepare_lrs3 --root "${root}" --out data --valid_ids "${valid_ids}" \
-  --train_subset "${train_subset}" --roi_method "${roi_method}" --nj "${nj}"
+  --train_subset "${train_subset}" --roi_method "${roi_method}" --max_sec "${max_sec}" \
+  --max_av_diff "${max_av_diff}" --nj "${nj}"
 for dset in train dev test; do
   python3 -m espnet2_smile.bin.datadir validate "data/${dset}"
 done
