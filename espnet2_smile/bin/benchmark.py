@@ -885,23 +885,27 @@ def get_parser() -> argparse.ArgumentParser:
     # step
     a("--variants", nargs="+", default=None,
       help="step: variants to time (default: every train_<variant>.yaml of --config_dir, baseline first)")
-    a("--num_batches", type=int, default=8, help="step: batches of the data dir")
-    a("--repeats", type=int, default=2, help="step: timed steps per variant and batch")
-    a("--warmup", type=int, default=1, help="step: untimed steps per variant first")
-    a("--synthetic_batch_size", type=int, default=8, help="step without a data dir: utterances per batch")
-    a("--synthetic_frames", type=int, default=75, help="step without a data dir: frames of the longest utterance")
-    a("--vocab_size", type=int, default=100, help="step without a data dir: vocabulary size")
+    a("--num_batches", type=int, default=8, help="step: batches of the data dir (default: %(default)s)")
+    a("--repeats", type=int, default=2, help="step: timed steps per variant and batch (default: %(default)s)")
+    a("--warmup", type=int, default=1, help="step: untimed steps per variant first (default: %(default)s)")
+    a("--synthetic_batch_size", type=int, default=8,
+      help="step without a data dir: utterances per batch (default: %(default)s)")
+    a("--synthetic_frames", type=int, default=75,
+      help="step without a data dir: frames of the longest utterance (default: %(default)s)")
+    a("--vocab_size", type=int, default=100, help="step without a data dir: vocabulary size (default: %(default)s)")
     # loader
     a("--loader_batches", type=int, default=0, help="loader: batches to read (0: one whole epoch)")
     a("--loader_train_steps", type=int, default=3,
-      help="loader: training steps timed on the loader's batches when the step section did not run")
+      help="loader: training steps timed on the loader's batches when the step section did not run "
+           "(default: %(default)s)")
     # prep
     a("--corpus_dirs", nargs="+", default=["tiny", "default"],
       help="prep: corpora as LABEL=DIR or SIZE (tiny|small|default: <recipe>/downloads/builtin_<size>_seed1); "
            "a missing corpus whose label is a size is generated first")
-    a("--prep_nj", type=int, default=2, help="prep: parallel jobs (local/data.sh's --nj)")
-    a("--prep_train_subset", default="full", choices=["trainval", "full"], help="prep: as local/data.sh")
-    a("--prep_sets", nargs="+", default=["train", "dev", "test"])
+    a("--prep_nj", type=int, default=2, help="prep: parallel jobs (local/data.sh's --nj) (default: %(default)s)")
+    a("--prep_train_subset", default="full", choices=["trainval", "full"],
+      help="prep: local/data.sh's --train_subset (default: %(default)s, as make demo)")
+    a("--prep_sets", nargs="+", default=["train", "dev", "test"], help="prep: sets to write (default: all)")
     # memory
     a("--memory_iters", type=int, default=0, help="memory: --num_iters_per_epoch of the epoch (0: the whole epoch)")
     # decoding
