@@ -4,6 +4,9 @@ Importing this module registers the components under ESPnet's own ClassChoices
 names (``frontend: stacked_fbank``, ``encoder: smile``, ``model: avsr``,
 ``preprocessor: av``) and adds four groups: ``video_frontend``, ``fusion``,
 ``masking`` and ``objective``; each gives ``--<group>`` and ``--<group>_conf``.
+``--pretrained_avhubert PATH`` (config key ``pretrained_avhubert``) initialises the
+built model's video frontend and encoder from a fairseq AV-HuBERT checkpoint
+(:mod:`espnet2_smile.asr.pretrained.avhubert`).
 """
 
 import argparse
@@ -25,6 +28,7 @@ from espnet2.torch_utils.initialize import initialize
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 from espnet2.train.class_choices import ClassChoices
 from espnet2.train.preprocessor import AbsPreprocessor
+from espnet2.utils.types import str_or_none
 
 from espnet2_smile.asr.encoder.smile_encoder import SmileEncoder
 from espnet2_smile.asr.espnet_model import ESPnetAVSRModel
@@ -40,6 +44,7 @@ from espnet2_smile.asr.masking.span_masking import SpanMasking
 from espnet2_smile.asr.objective.abs_objective import AbsObjective
 from espnet2_smile.asr.objective.masked_prediction import MaskedPredictionObjective
 from espnet2_smile.asr.objective.siamese import SiameseObjective
+from espnet2_smile.asr.pretrained.avhubert import init_from_avhubert
 from espnet2_smile.train.preprocessor import AVPreprocessor
 from espnet2_smile.train.trainer import AVSRTrainer
 from espnet2_smile.utils.checkpoint import load_checkpoint, weights_only_loads
@@ -203,6 +208,20 @@ class AVSRTask(ASRTask):
     ]
 
     @classmethod
+    def add_task_arguments(cls, parser: argparse.ArgumentParser):
+        super().add_task_arguments(parser)
+        group = parser.add_argument_group(description="Pretrained model related")
+        group.add_argument(
+            "--pretrained_avhubert",
+            type=str_or_none,
+            default=None,
+            help="A fairseq AV-HuBERT checkpoint (.pt, pretrained or fine-tuned) to "
+            "initialise the video frontend and the encoder from, after --init "
+            "(not in collect_stats mode; --init_param and resumed checkpoints load "
+            "after it)",
+        )
+
+    @classmethod
     def required_data_names(
         cls, train: bool = True, inference: bool = False
     ) -> Tuple[str, ...]:
@@ -326,6 +345,9 @@ class AVSRTask(ASRTask):
         )
         if args.init is not None:
             initialize(model, args.init)
+        pretrained = getattr(args, "pretrained_avhubert", None)
+        if pretrained is not None and not getattr(args, "collect_stats", False):
+            init_from_avhubert(model, pretrained)
         return model
 
     @classmethod
@@ -347,6 +369,9 @@ class AVSRTask(ASRTask):
             config_file = Path(model_file).parent / "config.yaml"
         with Path(config_file).open("r", encoding="utf-8") as f:
             args = argparse.Namespace(**yaml.safe_load(f))
+        if model_file is not None:
+            # every weight comes from model_file: the AV-HuBERT file is not read again
+            args.pretrained_avhubert = None
         model = cls.build_model(args)
         model.to(device)
         if model_file is not None:

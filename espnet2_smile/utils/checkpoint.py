@@ -17,9 +17,13 @@ and refuses anything else before it runs.
   forcing off, with a warning.
 
 :data:`SAFE_GLOBALS` is what ESPnet's ``checkpoint.pth`` needs besides tensors: its
-reporter state holds numpy scalars (numeric dtypes only) and ``datetime.timedelta``.
+reporter state holds numpy scalars (numeric dtypes only) and ``datetime.timedelta``;
+plus ``argparse.Namespace``, the legacy ``args`` entry of fairseq checkpoints (e.g.
+AV-HuBERT's): an attribute bag, rebuilt by ``__new__`` and a ``__dict__`` update of
+values that are themselves checked by the weights-only unpickler.
 """
 
+import argparse
 import contextlib
 import datetime
 import logging
@@ -39,7 +43,13 @@ _TRUE = ("1", "y", "yes", "true")
 _NUMERIC_DTYPE_CLASSES = sorted(
     {type(np.dtype(code)) for code in "?bBhHiIlLqQefdgFDG"}, key=lambda c: c.__name__
 )
-SAFE_GLOBALS: List[Any] = [_numpy_scalar, np.dtype, *_NUMERIC_DTYPE_CLASSES, datetime.timedelta]
+SAFE_GLOBALS: List[Any] = [
+    _numpy_scalar,
+    np.dtype,
+    *_NUMERIC_DTYPE_CLASSES,
+    datetime.timedelta,
+    argparse.Namespace,
+]
 """Types a checkpoint may name besides torch's defaults."""
 
 

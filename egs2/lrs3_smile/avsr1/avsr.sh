@@ -60,6 +60,7 @@ asr_stats_dir="" # Statistics directory (default: ${expdir}/asr_stats_raw_<token
 asr_config=""    # Config of ASR training.
 asr_args=""      # Extra arguments of ASR training, e.g. "--max_epoch 10".
 feats_normalize=global_mvn # Normalization of the audio features (global_mvn or utterance_mvn).
+pretrained_avhubert="" # AV-HuBERT checkpoint (.pt) initialising the model in stage 11 (empty: none).
 num_splits_asr=1 # Not supported (must be 1).
 
 # Decoding related
@@ -105,6 +106,9 @@ fi
 [ -z "${test_sets}" ] && { log "${help_message}"; log "Error: --test_sets is required"; exit 2; }
 [ -z "${asr_config}" ] && { log "Error: --asr_config is required"; exit 2; }
 [ -f "${asr_config}" ] || { log "Error: --asr_config ${asr_config} does not exist"; exit 2; }
+if [ -n "${pretrained_avhubert}" ] && [ ! -f "${pretrained_avhubert}" ]; then
+  log "Error: --pretrained_avhubert ${pretrained_avhubert} does not exist"; exit 2
+fi
 if [ -n "${speed_perturb_factors}" ]; then
   log "Error: --speed_perturb_factors is not supported: speeding up the audio would desynchronise it"
   log "       from the 25 fps video (the recipe does not retime video). Leave it empty."
@@ -307,6 +311,7 @@ if ! "${skip_train}"; then
       _opts="--normalize ${feats_normalize} "
     fi
     if [ "${ngpu}" -gt 1 ]; then _opts+="--multiprocessing_distributed true "; fi
+    if [ -n "${pretrained_avhubert}" ]; then _opts+="--pretrained_avhubert ${pretrained_avhubert} "; fi
     echo "${run_args} --stage 11 \"\$@\"; exit \$?" > "${asr_exp}/run.sh"; chmod +x "${asr_exp}/run.sh"
     log "ASR training started... log: '${asr_exp}/train.log'"
     # shellcheck disable=SC2086,SC2046

@@ -25,6 +25,7 @@ from espnet2_smile.asr.fusion.abs_fusion import AbsFusion
 LAYOUTS = ("channel", "temporal")
 ATTENTIONS = ("mix", "intra")
 POS_ENCS = ("sinusoidal", "conv")
+FFN_ACTIVATIONS = {"relu": torch.nn.ReLU, "gelu": torch.nn.GELU}
 
 
 @dataclass
@@ -121,6 +122,13 @@ class SmileEncoder(AbsEncoder):
         input_scale: Multiply the projected features by sqrt(D) before the position
             embedding is added (as ESPnet's Transformer embeddings do), so that the
             content, not the position table, dominates the first layer's input.
+        ffn_activation: Activation of the feed-forward blocks, ``relu`` or ``gelu``
+            (AV-HuBERT: ``gelu``).
+        modality_proj: Temporal layout only: after each modality's projection, a
+            per-modality LayerNorm(D) and Linear(D, D) (``modality_norm``,
+            ``modality_proj``), the per-modality counterpart of the channel layout's
+            ``channel_norm``/``channel_proj``; an AV-HuBERT checkpoint initialises
+            them from the two halves of its ``layer_norm``/``post_extract_proj``.
     """
 
     @typechecked
@@ -141,6 +149,8 @@ class SmileEncoder(AbsEncoder):
         conv_pos_groups: int = 16,
         adapter_units: int = 64,
         input_scale: bool = False,
+        ffn_activation: str = "relu",
+        modality_proj: bool = False,
     ):
         super().__init__()
         if layout not in LAYOUTS:
@@ -149,6 +159,12 @@ class SmileEncoder(AbsEncoder):
             raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
         if pos_enc not in POS_ENCS:
             raise ValueError(f"pos_enc must be one of {POS_ENCS}, got {pos_enc!r}")
+        if ffn_activation not in FFN_ACTIVATIONS:
+            raise ValueError(
+                f"ffn_activation must be one of {tuple(FFN_ACTIVATIONS)}, got {ffn_activation!r}"
+            )
+        if modality_proj and layout != "temporal":
+            raise ValueError("modality_proj needs layout 'temporal'")
         if input_size < 1:
             raise ValueError(f"input_size must be positive, got {input_size}")
         if video_input_size < 0:
@@ -167,6 +183,7 @@ class SmileEncoder(AbsEncoder):
         self._output_size = output_size
         self.layout = layout
         self.attention = attention
+        self.ffn_activation = ffn_activation
         self.num_blocks = num_blocks
         self.has_video = video_input_size > 0
         self.num_streams = 2 if layout == "temporal" else 1
@@ -181,7 +198,21 @@ class SmileEncoder(AbsEncoder):
             self.channel_proj = torch.nn.Linear(n_in, output_size)
             self.adapters = None
             self.modality_embed = None
+            self.modality_norm = None
+            self.modality_proj = None
         else:
+            self.modality_norm = (
+                torch.nn.ModuleDict({m: LayerNorm(output_size) for m in ("audio", "video")})
+                if modality_proj
+                else None
+            )
+            self.modality_proj = (
+                torch.nn.ModuleDict(
+                    {m: torch.nn.Linear(output_size, output_size) for m in ("audio", "video")}
+                )
+                if modality_proj
+                else None
+            )
             self.adapters = torch.nn.ModuleDict(
                 {
                     m: ResidualAdapter(output_size, adapter_units)
@@ -204,7 +235,9 @@ class SmileEncoder(AbsEncoder):
                 EncoderLayer(
                     output_size,
                     MultiHeadedAttention(attention_heads, output_size, attention_dropout_rate),
-                    PositionwiseFeedForward(output_size, linear_units, dropout_rate),
+                    PositionwiseFeedForward(
+                        output_size, linear_units, dropout_rate, FFN_ACTIVATIONS[ffn_activation]()
+                    ),
                     dropout_rate,
                     normalize_before=True,
                 )
@@ -277,8 +310,13 @@ class SmileEncoder(AbsEncoder):
             x = self._add_position(x, valid)
             mask = valid.unsqueeze(1)  # (B, 1, T)
         else:
+            v = self.video_proj(video)
+            if self.modality_proj is not None:
+                # per modality: (B, T, D) -> LayerNorm -> Linear -> (B, T, D)
+                a = self.modality_proj["audio"](self.modality_norm["audio"](a))
+                v = self.modality_proj["video"](self.modality_norm["video"](v))
             a = a * self.xscale
-            v = self.video_proj(video) * self.xscale
+            v = v * self.xscale
             a = self.adapters["audio"](a) + self.modality_embed[0]
             v = self.adapters["video"](v) + self.modality_embed[1]
             a = self._add_position(a, valid)

@@ -8,16 +8,33 @@ from typeguard import typechecked
 from espnet2_smile.asr.frontend.abs_video_frontend import AbsVideoFrontend
 
 
-class BasicBlock(torch.nn.Module):
-    """ResNet basic block: two 3x3 convolutions with a residual connection."""
+TRUNK_ACTIVATIONS = ("relu", "prelu")
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int):
+
+class BasicBlock(torch.nn.Module):
+    """ResNet basic block: two 3x3 convolutions with a residual connection.
+
+    ``activation``: ``relu`` (one parameter-free ``act``) or ``prelu`` (``act1`` after
+    the first convolution and ``act2`` after the residual sum, one learned slope per
+    channel each, as AV-HuBERT's trunk).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, activation: str = "relu"):
         super().__init__()
+        if activation not in TRUNK_ACTIVATIONS:
+            raise ValueError(
+                f"trunk_activation must be one of {TRUNK_ACTIVATIONS}, got {activation!r}"
+            )
         self.conv1 = torch.nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
         self.bn1 = torch.nn.BatchNorm2d(out_channels)
         self.conv2 = torch.nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
         self.bn2 = torch.nn.BatchNorm2d(out_channels)
-        self.act = torch.nn.ReLU(inplace=True)
+        if activation == "relu":
+            self.act = torch.nn.ReLU(inplace=True)
+            self.act1 = self.act2 = self.act
+        else:
+            self.act1 = torch.nn.PReLU(out_channels)
+            self.act2 = torch.nn.PReLU(out_channels)
         self.downsample: Optional[torch.nn.Module] = None
         if stride != 1 or in_channels != out_channels:
             self.downsample = torch.nn.Sequential(
@@ -27,9 +44,9 @@ class BasicBlock(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         residual = x if self.downsample is None else self.downsample(x)
-        out = self.act(self.bn1(self.conv1(x)))
+        out = self.act1(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.act(out + residual)
+        return self.act2(out + residual)
 
 
 class ResNetVideoFrontend(AbsVideoFrontend):
@@ -59,6 +76,8 @@ class ResNetVideoFrontend(AbsVideoFrontend):
         flip_prob: Probability of a horizontal flip per utterance in training.
         downsample: Average-pool the frames by this factor first (1: off); a CPU-sized
             model can read 96x96 ROIs at 48x48 (``crop_size`` is then in pooled pixels).
+        trunk_activation: ``relu``, or ``prelu`` (per-channel learned slopes, as
+            AV-HuBERT's trunk; needed to take its trunk over exactly).
     """
 
     @typechecked
@@ -72,6 +91,7 @@ class ResNetVideoFrontend(AbsVideoFrontend):
         random_crop: bool = True,
         flip_prob: float = 0.5,
         downsample: int = 1,
+        trunk_activation: str = "relu",
     ):
         super().__init__()
         if channels < 1 or len(layers) < 1 or min(layers) < 1:
@@ -81,6 +101,11 @@ class ResNetVideoFrontend(AbsVideoFrontend):
             )
         if downsample < 1:
             raise ValueError(f"ResNetVideoFrontend: downsample must be >= 1, got {downsample}")
+        if trunk_activation not in TRUNK_ACTIVATIONS:
+            raise ValueError(
+                f"ResNetVideoFrontend: trunk_activation must be one of {TRUNK_ACTIVATIONS}, "
+                f"got {trunk_activation!r}"
+            )
         if not 0.0 <= flip_prob <= 1.0:
             raise ValueError(f"ResNetVideoFrontend: flip_prob must be in [0, 1], got {flip_prob}")
         self.crop_size = crop_size
@@ -89,6 +114,8 @@ class ResNetVideoFrontend(AbsVideoFrontend):
         self.random_crop = random_crop
         self.flip_prob = flip_prob
         self.downsample = downsample
+        self.layers = tuple(layers)
+        self.trunk_activation = trunk_activation
         self.frontend3d = torch.nn.Sequential(
             torch.nn.Conv3d(1, channels, (5, 7, 7), (1, 2, 2), (2, 3, 3), bias=False),
             torch.nn.BatchNorm3d(channels),
@@ -101,7 +128,7 @@ class ResNetVideoFrontend(AbsVideoFrontend):
             out_ch = channels * 2**i
             for j in range(n_blocks):
                 stride = 2 if (i > 0 and j == 0) else 1
-                stages.append(BasicBlock(in_ch, out_ch, stride))
+                stages.append(BasicBlock(in_ch, out_ch, stride, trunk_activation))
                 in_ch = out_ch
         self.trunk = torch.nn.Sequential(*stages)
         self._output_size = in_ch

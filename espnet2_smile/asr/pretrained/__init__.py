@@ -1,0 +1,1 @@
+"""Initialisation of SMILE models from pretrained checkpoints of other toolkits."""
