@@ -289,8 +289,6 @@ def test_inference_entry_point_refuses_a_malicious_checkpoint(tiny_av_data: Path
     assert not marker.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="avsr_inference builds the --lm_file model with ESPnet's "
-                   "LMTask.build_model_from_file, which unpickles with weights_only=False")
 def test_inference_entry_point_refuses_a_malicious_lm_checkpoint(tiny_av_data: Path, tmp_path: Path):
     from espnet2.tasks.lm import LMTask
 

@@ -38,6 +38,7 @@ from typeguard import typechecked
 from espnet2_smile.asr.batch_utt_beam_search import BatchUttBeamSearch
 from espnet2_smile.asr.espnet_model import MODALITY_CHOICES
 from espnet2_smile.tasks.avsr import AVSRTask
+from espnet2_smile.utils.checkpoint import weights_only_loads
 import espnet2.bin.asr_inference as asr_inference
 from espnet2.fileio.datadir_writer import DatadirWriter
 from espnet2.torch_utils.device_funcs import to_device
@@ -343,7 +344,9 @@ def main(cmd=None):
     args = get_parser().parse_args(cmd)
     kwargs = vars(args)
     kwargs.pop("config", None)
-    inference(**kwargs)
+    # every checkpoint this run loads (the model and ESPnet's LM loading) is weights-only
+    with weights_only_loads():
+        inference(**kwargs)
 
 
 if __name__ == "__main__":
