@@ -33,6 +33,7 @@ import numpy as np
 from espnet2_smile.prep.noise import DONE, noisy_set_name, parse_snr_list, parse_type_list
 from espnet2_smile.utils.bootstrap import BootstrapCI, paired_bootstrap
 from espnet2_smile.utils.sclite import error_rate, utterance_scores
+from espnet2_smile.utils.machine import cpu_name
 
 ABLATIONS = ("smile_nofusion", "smile_nosiamese", "smile_mlm", "baseline", "audio_only")
 """Variants compared with the reference, in this order (those present)."""
@@ -225,14 +226,7 @@ def wall_time(times: Path) -> List[str]:
 
 
 def machine_line() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     gpu = "no GPU"
     try:
         import torch

@@ -84,6 +84,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from espnet2_smile.constants import AUDIO_SR
+from espnet2_smile.utils.machine import cpu_name
 
 RECIPE_DIR = Path(__file__).resolve().parents[2] / "egs2" / "lrs3_smile" / "avsr1"
 SECTIONS = ("prep", "step", "loader", "memory")  # run order
@@ -828,14 +829,7 @@ def section_decoding(path: Path) -> SectionResult:
 
 # ----------------------------------------------------------------------- main
 def machine_line() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     mem = ""
     try:
         kib = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0])
