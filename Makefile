@@ -8,6 +8,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEBIAN_PACKAGES := ffmpeg espeak-ng libespeak-ng1 sctk
 PYTEST_ARGS ?=
+# Free space the install needs where .venv lives (torch 2.9.1 on PyPI is a CUDA build: ~7.8 GiB).
+INSTALL_MIN_FREE_GIB ?= 8
 
 .PHONY: install sysdeps test test-long demo clean-venv
 
@@ -28,9 +30,13 @@ sysdeps:
 
 # The virtual environment lives inside the repository; the package is installed editable into it.
 $(STAMP): setup.py
+	@free=$$(df -Pk . | awk 'NR == 2 {print int($$4 / 1048576)}'); \
+	if ! $(PY) -c "import torch, torchaudio" 2>/dev/null && [ "$$free" -lt $(INSTALL_MIN_FREE_GIB) ]; then \
+	  echo "make install: $$free GiB free in $$(pwd), the environment needs about $(INSTALL_MIN_FREE_GIB) GiB (torch with its CUDA libraries)" >&2; exit 1; \
+	fi
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "pip<25" wheel  # pip 25+ rejects a direct-URL extra in an ESPnet dependency (ci_sdr)
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --no-cache-dir -e '.[test]'  # no wheel cache: it would double the disk use
 	# the nltk data g2p_en asks for at import must resolve locally (no download attempt)
 	$(PY) -c "import espnet2_smile, nltk; [nltk.data.find(p) for p in ('taggers/averaged_perceptron_tagger_eng.zip', 'corpora/cmudict.zip')]"
 	$(PY) -c "import espnet2_smile.tasks.avsr" 2>&1 | { ! grep -i "nltk_data"; }
