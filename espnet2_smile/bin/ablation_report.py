@@ -293,6 +293,7 @@ def render(args, cells, conds, cis, png_rel: Optional[str]) -> str:
         "",
         "## Setup",
         "",
+        *([f"- command (in the recipe folder): `{args.command}`"] if args.command else []),
         f"- corpus: {corpus_line(args.data_dir, args.test_sets[0])}",
         "- data (`dump/raw`; training and dev sets after the stage-4 length filter): "
         + "; ".join(set_size(args.dumpdir, d) for d in [args.train_set, args.valid_set, *args.test_sets]),
@@ -414,6 +415,7 @@ def main(cmd=None) -> int:
     parser.add_argument("--times", type=Path, default=None, help="default: <expdir>/ablation_times.tsv")
     parser.add_argument("--out", type=Path, default=Path("RESULTS_ABLATION.md"))
     parser.add_argument("--png", type=Path, default=None, help="default: wer_vs_snr.png next to --out")
+    parser.add_argument("--command", default="", help="the command line of the study, quoted in the report")
     args = parser.parse_args(cmd)
     try:
         args.noise_types = [n for n, _ in parse_type_list(args.noise_types)] if args.noise_types else []

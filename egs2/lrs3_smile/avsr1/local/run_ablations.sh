@@ -22,6 +22,7 @@ log() {
   echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
 }
 SECONDS=0
+command="$0"; [ $# -eq 0 ] || command+=$(printf " %q" "$@")  # quoted in the report
 
 variants="smile smile_nofusion smile_nosiamese smile_mlm baseline audio_only" # Variants: <config_dir>/train_<variant>.yaml.
 seeds="1"                 # Training seeds (the trainer's --seed); one experiment per variant and seed.
@@ -228,5 +229,6 @@ done
 python3 -m espnet2_smile.bin.ablation_report --expdir "${expdir}" --dumpdir "${dumpdir}/raw" --data_dir data \
   --train_set "${train_set}" --valid_set "${valid_set}" --variants ${variants} --seeds ${seeds} \
   --test_sets ${test_sets} --noise_types ${noise_types} --snrs ${snrs} --modalities ${modalities} \
-  --inference_tag "${inference_tag}" --reference "${reference}" --plot_noise "${plot_noise}" --out "${report}"
+  --inference_tag "${inference_tag}" --reference "${reference}" --plot_noise "${plot_noise}" --out "${report}" \
+  --command "${command}"
 log "Wrote ${report}. Successfully finished. [elapsed=${SECONDS}s]"
