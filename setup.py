@@ -16,9 +16,10 @@ requirements = [
     "tensorboard",
 ]
 
+# mediapipe (--roi_method mediapipe) is no extra: it needs numpy<2 and lives in its own
+# environment (`make mediapipe-env`, see README.md).
 extras = {
-    "test": ["pytest>=7"],
-    "mediapipe": ["mediapipe==0.10.21"],
+    "test": ["pytest>=7", "scikit-image>=0.22"],
 }
 
 setup(

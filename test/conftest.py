@@ -1,7 +1,8 @@
 """Shared fixtures: a tiny audio-visual data directory in ESPnet's format.
 
 Tests marked ``long`` (minutes each: recipe runs that are killed and rerun) are
-skipped unless ``SMILE_LONG_TESTS=1`` (``make test-long``).
+skipped unless ``SMILE_LONG_TESTS=1`` (``make test-long``); tests marked ``slurm`` (a
+Slurm cluster on this machine, started by the tests) unless ``SMILE_SLURM_TESTS=1`` (``make test-slurm``).
 """
 
 import os
@@ -17,21 +18,30 @@ from espnet2_smile.constants import AUDIO_SR, SAMPLES_PER_FRAME
 
 
 LONG_TESTS_ENV = "SMILE_LONG_TESTS"
+SLURM_TESTS_ENV = "SMILE_SLURM_TESTS"
+# marker -> (environment variable that enables it, make target)
+OPT_IN_MARKERS = {"long": (LONG_TESTS_ENV, "make test-long"), "slurm": (SLURM_TESTS_ENV, "make test-slurm")}
 
 
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", f"long: minutes-long recipe runs; skipped unless {LONG_TESTS_ENV}=1 (make test-long)"
     )
+    config.addinivalue_line(
+        "markers",
+        f"slurm: needs slurm-wlm and munge, starts a local Slurm cluster; skipped unless {SLURM_TESTS_ENV}=1 "
+        "(make test-slurm)",
+    )
 
 
 def pytest_collection_modifyitems(config, items):
-    if os.environ.get(LONG_TESTS_ENV) == "1":
-        return
-    skip = pytest.mark.skip(reason=f"long test: set {LONG_TESTS_ENV}=1 or run make test-long")
-    for item in items:
-        if "long" in item.keywords:
-            item.add_marker(skip)
+    for marker, (env, target) in OPT_IN_MARKERS.items():
+        if os.environ.get(env) == "1":
+            continue
+        skip = pytest.mark.skip(reason=f"{marker} test: set {env}=1 or run {target}")
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(skip)
 
 
 def run_module(module: str, args: List[str], cwd: Path) -> subprocess.CompletedProcess:

@@ -24,7 +24,7 @@ from espnet2_smile.asr.pretrained.avhubert import (
     plan_avhubert_init,
 )
 from espnet2_smile.utils.checkpoint import CheckpointError
-from helpers_model import build_model, make_batch
+from helpers_model import build_model, forward, make_batch
 
 close = torch.testing.assert_close
 RESNET = "feature_extractor_video.resnet."
@@ -417,3 +417,54 @@ def test_real_sizes_shapes_only(d, ffn, layers, heads):
         with torch.device("meta"):
             small.encoder = SmileEncoder(104, 512, output_size=256, attention_heads=4)
         plan_avhubert_init(small, state)
+
+
+def test_freeze_then_finetune(ckpt_file, caplog):
+    """Parameters set from AV-HuBERT stay fixed for freeze_finetune_updates x accum_grad
+    steps while the new parts train; then they train too, and the count is a buffer."""
+    path, _ = ckpt_file
+    toy = {**TOY, "model_conf": {"freeze_finetune_updates": 2}, "accum_grad": 1}
+    model, args = build_model("baseline", seed=0, pretrained_avhubert=str(path), **toy)
+    model.train()
+    frozen = set(model._frozen_names)
+    assert any(n.startswith("video_frontend.") for n in frozen)
+    assert any(n.startswith("encoder.encoders.0.") for n in frozen)
+    assert not any(n.startswith(("decoder.", "ctc.")) for n in frozen)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2, weight_decay=1e-3)
+    batch = make_batch()
+    start = {n: p.detach().clone() for n, p in model.named_parameters()}
+    with caplog.at_level(logging.INFO):
+        for _ in range(2):
+            opt.zero_grad()
+            loss, _ = forward(model, batch)
+            loss.backward()
+            opt.step()
+    params = dict(model.named_parameters())
+    for name in frozen:
+        assert torch.equal(params[name], start[name]), name
+    assert not torch.equal(params["decoder.output_layer.weight"], start["decoder.output_layer.weight"])
+    assert int(model.num_updates) == 2 and "num_updates" in model.state_dict()
+    # third step: the freeze is over
+    with caplog.at_level(logging.INFO):
+        opt.zero_grad()
+        loss, _ = forward(model, batch)
+        loss.backward()
+        opt.step()
+    name = sorted(n for n in frozen if n.startswith("encoder.encoders.0."))[0]
+    assert not torch.equal(params[name], start[name])
+    assert "all parameters train from now on" in caplog.text
+    # a resumed run continues the count: loading the state past the freeze trains everything
+    resumed, _ = build_model("baseline", seed=0, pretrained_avhubert=str(path), **toy)
+    resumed.load_state_dict(model.state_dict())
+    resumed.train()
+    forward(resumed, batch)[0].backward()
+    assert dict(resumed.named_parameters())[name].grad is not None
+
+
+def test_freeze_counts_accum_grad_and_rejects_negative(ckpt_file):
+    path, _ = ckpt_file
+    model, _ = build_model("baseline", seed=0, pretrained_avhubert=str(path),
+                           **{**TOY, "model_conf": {"freeze_finetune_updates": 3}, "accum_grad": 4})
+    assert model._freeze_steps == 12
+    with pytest.raises(ValueError, match="freeze_finetune_updates must be >= 0"):
+        build_model("baseline", seed=0, **{**TOY, "model_conf": {"freeze_finetune_updates": -1}})

@@ -3,6 +3,7 @@
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -68,6 +69,24 @@ def test_stages_1_to_13_then_ablation_from_stage_10(tiny_corpus: Path, tmp_path:
     wer_rows = results_rows(work / "RESULTS.md", "WER")
     assert wer_rows and wer_rows[0].startswith(f"|{tag}/test|8|")
     assert results_rows(work / "RESULTS.md", "CER") and results_rows(work / "RESULTS.md", "TER")
+
+    # stage 14 packs the model; transcribe decodes a video of the test set as stage 12 did
+    run_recipe(work, "--stage", "14", "--stop_stage", "14", "--asr_config", str(config), *common)
+    packed = exp / "packed.zip"
+    uttid = hyp_keys[0]
+    vid, clip = uttid.rsplit("_", 1)
+    video = tiny_corpus / "test" / vid / f"{clip}.mp4"
+    silent = tmp_path / "no_audio.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(video), "-an", "-c:v", "copy", str(silent)], check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "espnet2_smile.bin.transcribe", "--model", str(packed),
+         "--beam_size", "2", "--maxlenratio", "0.5", str(video), str(silent)],
+        cwd=tmp_path, capture_output=True, text=True, env=recipe_env(),
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]  # the silent copy fails, the clip does not
+    assert proc.stdout == f"{video}\t{read_scp(decode / 'text')[uttid]}\n", proc.stderr[-3000:]
+    assert f"transcribe: {silent}: no audio stream" in proc.stderr
+    assert (packed.parent / "packed.zip.unpacked" / "meta.yaml").is_file()
 
     # LM stages 6-8 and LM fusion in decoding
     lm_opts = ["--use_lm", "true", "--lm_config", "conf/train_lm.yaml", "--lm_args", "--max_epoch 1",

@@ -1,5 +1,6 @@
 """ESPnetAVSRModel: hybrid CTC/attention audio-visual model with SMILE's training objectives."""
 
+import logging
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -81,6 +82,12 @@ class ESPnetAVSRModel(ESPnetASRModel):
             the video length; a larger one is an error naming the utterance.
         modality_dropout: Probability, per training utterance, of zeroing the audio or
             the video stream (0: off; needs a video stream when > 0).
+        freeze_finetune_updates: Freeze-then-finetune: for this many optimizer updates
+            the parameters named by :meth:`set_frozen` (the task names those set from
+            an AV-HuBERT checkpoint) get no gradient, so only the new parts (adapter,
+            fusion, heads, decoder, CTC) train; then everything trains (0: off). The
+            count of training steps is a buffer (``num_updates``), so a resumed run
+            continues it.
     """
 
     @typechecked
@@ -98,6 +105,7 @@ class ESPnetAVSRModel(ESPnetASRModel):
         objective: Optional[AbsObjective] = None,
         max_av_length_diff: int = 3,
         modality_dropout: float = 0.0,
+        freeze_finetune_updates: int = 0,
         ctc_weight: float = 0.3,
         ignore_id: int = -1,
         lsm_weight: float = 0.1,
@@ -153,12 +161,66 @@ class ESPnetAVSRModel(ESPnetASRModel):
         if modality_dropout > 0.0 and video_frontend is None:
             raise ValueError("modality_dropout needs a video stream; this model is audio-only")
         self.modality_dropout = modality_dropout
+        if freeze_finetune_updates < 0:
+            raise ValueError(f"freeze_finetune_updates must be >= 0, got {freeze_finetune_updates}")
+        self.freeze_finetune_updates = freeze_finetune_updates
+        self._frozen_names: Tuple[str, ...] = ()
+        self._freeze_steps = 0
+        self._frozen_now: Optional[bool] = None
+        if freeze_finetune_updates > 0:
+            # training forward passes so far (persistent: a resumed run continues it)
+            self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
         self.video_frontend = video_frontend
         self.masking = masking
         self.objective = objective
         self.max_av_length_diff = max_av_length_diff
         if objective is not None:
             objective.attach(encoder)
+
+    # ------------------------------------------------------------------ freezing
+    def set_frozen(self, names: Sequence[str], accum_grad: int = 1) -> None:
+        """Name the parameters that ``freeze_finetune_updates`` freezes.
+
+        Args:
+            names: Parameter names (as in ``named_parameters``); others are ignored
+                (buffers such as BatchNorm statistics).
+            accum_grad: Forward passes per optimizer update, so the freeze lasts
+                ``freeze_finetune_updates * accum_grad`` training steps.
+        """
+        params = dict(self.named_parameters())
+        self._frozen_names = tuple(n for n in names if n in params)
+        self._freeze_steps = self.freeze_finetune_updates * accum_grad
+        self._frozen_now = None
+        if self.freeze_finetune_updates > 0 and self._frozen_names:
+            logging.info(
+                f"freeze-then-finetune: {len(self._frozen_names)} parameters frozen for "
+                f"{self.freeze_finetune_updates} updates ({self._freeze_steps} training steps)"
+            )
+
+    def _apply_freeze(self) -> None:
+        """Called by each training ``forward``: toggles requires_grad when the phase changes."""
+        if self.freeze_finetune_updates <= 0:
+            return
+        if not self._frozen_names:
+            if self._frozen_now is None:
+                logging.warning(
+                    "model_conf freeze_finetune_updates is set, but no parameters are named to "
+                    "freeze (no --pretrained_avhubert): everything trains"
+                )
+                self._frozen_now = False
+            return
+        frozen = int(self.num_updates) < self._freeze_steps
+        if frozen != self._frozen_now:
+            params = dict(self.named_parameters())
+            for name in self._frozen_names:
+                params[name].requires_grad_(not frozen)
+            if self._frozen_now is not None or not frozen:
+                logging.info(
+                    f"freeze-then-finetune: step {int(self.num_updates)}, "
+                    f"{'frozen' if frozen else 'all parameters train from now on'}"
+                )
+            self._frozen_now = frozen
+        self.num_updates += 1
 
     # ------------------------------------------------------------------ features
     def _align(
@@ -272,6 +334,8 @@ class ESPnetAVSRModel(ESPnetASRModel):
             text.shape,
         )
         batch_size = speech.shape[0]
+        if self.training:
+            self._apply_freeze()
         text = text.clone()
         text[text == -1] = self.ignore_id
         text = text[:, : text_lengths.max()]

@@ -37,18 +37,49 @@ import numpy as np
 from espnet2_smile.constants import AUDIO_SR, SAMPLES_PER_FRAME
 from espnet2_smile.corpus.lrs3 import list_clips, normalize_text, read_txt, read_valid_ids, utterance_id
 from espnet2_smile.prep.media import MediaError, extract_audio, probe, read_mouth_roi
+from espnet2_smile.prep.roi import find_landmarks, read_landmark_roi
 from espnet2_smile.utils.datadir import spk2utt_from_utt2spk, write_scp
 
 SPLITS = ("pretrain", "trainval", "test")
-TRAIN_SUBSETS = ("trainval", "full")
+# trainval: LRS3's 30 h (trainval minus the valid ids); full: plus pretrain, whose clips
+# longer than PretrainCut.max_sec are cut at word gaps (LRS3's 433 h). 30h / 433h: the same
+# by their usual names.
+TRAIN_SUBSETS = ("trainval", "full", "30h", "433h")
+SUBSET_ALIASES = {"30h": "trainval", "433h": "full"}
 DONE = ".done"
+
+
+ROI_METHODS = ("fixed", "landmarks", "mediapipe")
 
 
 @dataclass(frozen=True)
 class RoiConfig:
+    """Mouth-ROI extraction.
+
+    ``method``: ``fixed`` crops ``size`` pixels around ``center_xy`` of the frame scaled
+    to ``frame_size``; ``landmarks`` and ``mediapipe`` align the face with the clip's
+    landmark file under ``landmarks_dir`` (:mod:`espnet2_smile.prep.roi`; for
+    ``mediapipe`` the files are computed first, see ``prepare_lrs3``).
+    """
+
     center_xy: Tuple[float, float]
     size: int = 96
     frame_size: Optional[int] = 224
+    method: str = "fixed"
+    landmarks_dir: Optional[Path] = None
+
+    def __post_init__(self):
+        if self.method not in ROI_METHODS:
+            raise ValueError(f"roi method must be one of {ROI_METHODS}, got {self.method!r}")
+        if self.method != "fixed" and self.landmarks_dir is None:
+            raise ValueError(f"roi method {self.method!r} needs a landmarks directory")
+
+
+def read_roi(mp4: Path, rel: str, roi: RoiConfig) -> np.ndarray:
+    """(T, size, size) uint8 mouth ROI of clip ``rel`` by ``roi.method``."""
+    if roi.method == "fixed":
+        return read_mouth_roi(mp4, roi.center_xy, roi.size, roi.frame_size)
+    return read_landmark_roi(mp4, find_landmarks(roi.landmarks_dir, rel), roi.size)
 
 
 @dataclass(frozen=True)
@@ -64,6 +95,59 @@ class ClipLimits:
 
     max_sec: float = 600.0
     max_av_diff: float = 3.0
+
+
+@dataclass(frozen=True)
+class PretrainCut:
+    """How ``pretrain`` clips longer than ``max_sec`` become utterances.
+
+    The word table is split at pauses longer than ``min_gap`` seconds, and consecutive
+    pieces are joined while the utterance stays within ``max_sec``; utterance boundaries
+    lie in the middle of the pauses (the clip's start and end for the first and last).
+    A piece that alone is longer than ``max_sec`` stays one utterance (the stage-4
+    length filter decides about it). Clips up to ``max_sec`` are kept whole.
+    """
+
+    max_sec: float = 15.0
+    min_gap: float = 0.4
+
+
+def cut_points(
+    words: Sequence[Tuple[float, float]], duration: float, cut: PretrainCut = PretrainCut()
+) -> List[Tuple[float, float, int, int]]:
+    """Utterances of a long clip: ``(start, end, first word, last word + 1)`` per utterance.
+
+    Args:
+        words: (start, end) of each word in seconds, in order.
+        duration: Length of the clip in seconds.
+    """
+    if not words:
+        return []
+    # pieces: runs of words separated by pauses > min_gap
+    pieces: List[Tuple[int, int]] = []
+    first = 0
+    for i in range(1, len(words)):
+        if words[i][0] - words[i - 1][1] > cut.min_gap:
+            pieces.append((first, i))
+            first = i
+    pieces.append((first, len(words)))
+
+    def left(i: int) -> float:  # boundary before word i
+        return 0.0 if i == 0 else (words[i - 1][1] + words[i][0]) / 2
+
+    def right(j: int) -> float:  # boundary after word j - 1
+        return max(duration, words[-1][1]) if j == len(words) else (words[j - 1][1] + words[j][0]) / 2
+
+    out: List[Tuple[float, float, int, int]] = []
+    start_word, end_word = pieces[0]
+    for a, b in pieces[1:]:
+        if right(b) - left(start_word) <= cut.max_sec:
+            end_word = b
+        else:
+            out.append((left(start_word), right(end_word), start_word, end_word))
+            start_word, end_word = a, b
+    out.append((left(start_word), right(end_word), start_word, end_word))
+    return out
 
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u00b4": "'", "`": "'"})
@@ -117,6 +201,7 @@ def plan_sets(root: Path, valid_ids: Path, train_subset: str) -> Dict[str, List[
     """
     if train_subset not in TRAIN_SUBSETS:
         raise ValueError(f"train_subset must be one of {TRAIN_SUBSETS}, got {train_subset!r}")
+    train_subset = SUBSET_ALIASES.get(train_subset, train_subset)
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"LRS3 root {root} does not exist")
@@ -187,7 +272,7 @@ def process_clip(
             raise MediaError("no audio stream")
         if info.duration > limits.max_sec:
             raise MediaError(f"too long: {info.duration:.1f} s (container) > max_sec {limits.max_sec:g} s")
-        result.roi = read_mouth_roi(mp4, roi.center_xy, roi.size, roi.frame_size)
+        result.roi = read_roi(mp4, rel, roi)
         result.num_samples = extract_audio(mp4, wav)
         result.wav = wav
         if result.num_samples > limits.max_sec * AUDIO_SR:
@@ -212,13 +297,82 @@ def process_clip(
     return result
 
 
+def process_pretrain_clip(
+    root: Path, rel: str, wav_dir: Path, roi: RoiConfig, limits: ClipLimits = ClipLimits(),
+    cut: PretrainCut = PretrainCut(),
+) -> List[ClipResult]:
+    """A ``pretrain`` clip as one utterance, or, when longer than ``cut.max_sec``, as the
+    utterances of :func:`cut_points` (ids ``<clip id>_<kk>``, the clip processed once).
+
+    Boundaries are rounded to 25 fps frames and the audio is cut at the same frames, so
+    every utterance keeps the clip's audio-visual alignment; the transcript is the word
+    table's words of the utterance, normalised. Never raises for a bad clip.
+    """
+    whole = process_clip(root, rel, wav_dir, roi, limits)
+    if whole.reason:
+        return [whole]
+    duration = whole.num_samples / AUDIO_SR
+    if duration <= cut.max_sec:
+        return [whole]
+    whole_wav = whole.wav
+    try:
+        table = read_txt(root / f"{rel}.txt").words
+        if not table:
+            raise ValueError(f"longer than {cut.max_sec:g} s ({duration:.1f} s) and no word table to cut it by")
+        spans = cut_points([(w.start, w.end) for w in table], duration, cut)
+        data, rate = _read_wav(whole.wav)
+        results = []
+        for k, (start, end, i, j) in enumerate(spans):
+            f0 = int(round(start * 25))
+            f1 = min(int(round(end * 25)), whole.roi.shape[0])
+            text = normalize_transcript(" ".join(w.word for w in table[i:j]))
+            seg = ClipResult(uttid=f"{whole.uttid}_{k:02d}", rel=f"{rel}#{k:02d}", speaker=whole.speaker, text=text)
+            if not text or f1 <= f0:
+                seg.reason = "cut utterance has no words or no frames after normalisation"
+                results.append(seg)
+                continue
+            audio = data[f0 * SAMPLES_PER_FRAME: f1 * SAMPLES_PER_FRAME]
+            seg.wav = wav_dir / (".clip_" + seg.rel.replace("/", "__").replace("#", "__") + ".wav")
+            _write_wav(seg.wav, audio, rate)
+            seg.num_samples = len(audio)
+            seg.roi = whole.roi[f0:f1]
+            results.append(seg)
+        return results
+    except (ValueError, OSError) as e:
+        for seg in results if "results" in locals() else []:
+            if seg.wav is not None and seg.wav.exists():
+                seg.wav.unlink()
+        whole.reason = _one_line(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        whole.roi, whole.wav = None, None
+        return [whole]
+    finally:
+        if whole_wav.exists():
+            whole_wav.unlink()
+
+
+def _read_wav(path: Path) -> Tuple[np.ndarray, int]:
+    import soundfile
+
+    data, rate = soundfile.read(str(path), dtype="int16")
+    return data, rate
+
+
+def _write_wav(path: Path, data: np.ndarray, rate: int) -> None:
+    import soundfile
+
+    soundfile.write(str(path), data, rate, subtype="PCM_16")
+
+
 def _listing_key(rel: str) -> str:
     """``rel`` as the first field of a ``skipped.txt`` line (whitespace as %20 etc.)."""
     return re.sub(r"\s", lambda m: f"%{ord(m.group()):02X}", rel)
 
 
-def _work(args) -> ClipResult:
-    return process_clip(*args)
+def _work(args) -> List[ClipResult]:
+    root, rel, wav_dir, roi, limits, cut = args
+    if cut is not None and rel.startswith("pretrain/"):
+        return process_pretrain_clip(root, rel, wav_dir, roi, limits, cut)
+    return [process_clip(root, rel, wav_dir, roi, limits)]
 
 
 def write_set(
@@ -229,8 +383,12 @@ def write_set(
     nj: int,
     options: dict,
     limits: ClipLimits = ClipLimits(),
+    cut: Optional[PretrainCut] = PretrainCut(),
 ) -> Tuple[int, int]:
-    """Build data directory ``out`` from ``clips``. Returns (kept, skipped)."""
+    """Build data directory ``out`` from ``clips``. Returns (kept, skipped).
+
+    ``pretrain`` clips longer than ``cut.max_sec`` become several utterances
+    (:func:`process_pretrain_clip`; ``cut=None``: kept whole)."""
     import kaldiio
 
     out = Path(out)
@@ -244,7 +402,7 @@ def write_set(
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "wav").mkdir(parents=True)
     # by utterance id, then clip path: of clips with the same id, the first is kept
-    jobs = sorted(((root, rel, tmp / "wav", roi, limits) for rel in clips),
+    jobs = sorted(((root, rel, tmp / "wav", roi, limits, cut) for rel in clips),
                   key=lambda j: (clip_uttid(j[1]).encode(), j[1].encode()))
     seen: Dict[str, str] = {}
     text, utt2spk, wav, samples, frames, skipped = {}, {}, {}, {}, {}, {}
@@ -252,7 +410,8 @@ def write_set(
     with ctx.Pool(max(1, nj)) as pool, kaldiio.WriteHelper(
         f"ark,scp:{tmp / 'video.ark'},{tmp / 'video.scp.tmp'}", write_function="numpy"
     ) as ark:
-        for n, r in enumerate(pool.imap(_work, jobs, chunksize=4), 1):
+        results = (r for rs in pool.imap(_work, jobs, chunksize=4) for r in rs)
+        for n, r in enumerate(results, 1):
             if not r.reason and r.uttid in seen:
                 r.reason = f"duplicate utterance id: {r.uttid} is also {seen[r.uttid]}, which is kept"
                 r.wav.unlink()
@@ -269,7 +428,7 @@ def write_set(
             samples[r.uttid] = str(r.num_samples)
             frames[r.uttid] = str(r.roi.shape[0])
             if n % 500 == 0:
-                logging.info(f"{out}: {n}/{len(jobs)} clips")
+                logging.info(f"{out}: {n} utterances done ({len(jobs)} clips)")
     write_scp(tmp / "skipped.txt", skipped)
     if not text:
         raise ValueError(f"{out}: every clip was skipped (reasons in {tmp / 'skipped.txt'})")

@@ -347,7 +347,9 @@ class AVSRTask(ASRTask):
             initialize(model, args.init)
         pretrained = getattr(args, "pretrained_avhubert", None)
         if pretrained is not None and not getattr(args, "collect_stats", False):
-            init_from_avhubert(model, pretrained)
+            report = init_from_avhubert(model, pretrained)
+            # freeze-then-finetune (model_conf freeze_finetune_updates) holds what came from AV-HuBERT
+            model.set_frozen(list(report.sources), accum_grad=getattr(args, "accum_grad", 1))
         return model
 
     @classmethod

@@ -33,16 +33,14 @@ from typing import Any, Iterator, List, Union
 
 import numpy as np
 import torch
-from numpy._core.multiarray import scalar as _numpy_scalar
+
+from espnet2_smile.utils.safe_pickle import NUMERIC_DTYPE_CLASSES as _NUMERIC_DTYPE_CLASSES
+from espnet2_smile.utils.safe_pickle import numpy_scalar as _numpy_scalar
 
 FORCE_ENV = "TORCH_FORCE_WEIGHTS_ONLY_LOAD"
 OPT_OUT_ENV = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
 _TRUE = ("1", "y", "yes", "true")
 
-# numeric numpy dtypes (bool, integers, floats, complex); no object dtype
-_NUMERIC_DTYPE_CLASSES = sorted(
-    {type(np.dtype(code)) for code in "?bBhHiIlLqQefdgFDG"}, key=lambda c: c.__name__
-)
 SAFE_GLOBALS: List[Any] = [
     _numpy_scalar,
     np.dtype,

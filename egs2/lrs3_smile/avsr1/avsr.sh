@@ -14,11 +14,15 @@ SECONDS=0
 
 # General configuration
 stage=1              # Processes starts from the specified stage.
-stop_stage=13        # Processes is stopped at the specified stage.
+stop_stage=13        # Processes is stopped at the specified stage (14: also pack the model).
 skip_data_prep=false # Skip data preparation stages (1-5).
 skip_train=false     # Skip training stages (6-11).
 skip_eval=false      # Skip decoding and evaluation stages (12-13).
-ngpu=0               # The number of GPUs (0: CPU). ngpu > 1 trains with DDP on one node.
+ngpu=0               # The number of GPUs per node (0: CPU). ngpu > 1 trains with DDP on one node.
+num_nodes=1          # Nodes for ASR training (stage 11), ngpu GPUs each. > 1 trains with ESPnet's DDP
+                     # over srun (--dist_launcher slurm); needs SMILE_CMD_BACKEND=slurm (cmd.sh).
+cpu_procs_per_node=1 # CPU training (ngpu=0) only: DDP processes (gloo) per node in stage 11, started
+                     # by srun. > 1 needs SMILE_CMD_BACKEND=slurm (cmd.sh).
 nj=4                 # The number of parallel jobs (data preparation, collect stats).
 inference_nj=4       # The number of parallel jobs in decoding.
 gpu_inference=false  # Whether to decode on a GPU.
@@ -116,6 +120,23 @@ if [ -n "${speed_perturb_factors}" ]; then
 fi
 if "${use_ngram}"; then log "Error: --use_ngram true needs KenLM, which this recipe does not provide"; exit 2; fi
 [ "${num_splits_asr}" -eq 1 ] || { log "Error: --num_splits_asr must be 1"; exit 2; }
+for _v in num_nodes cpu_procs_per_node; do
+  [[ "${!_v}" =~ ^[1-9][0-9]*$ ]] || { log "Error: --${_v} must be a positive integer, got ${!_v}"; exit 2; }
+done
+# Stage 11 runs one training process per node (spawning one per GPU) or, on CPU,
+# cpu_procs_per_node per node; more than one in all goes through srun.
+if [ "${num_nodes}" -gt 1 ] || { [ "${ngpu}" -eq 0 ] && [ "${cpu_procs_per_node}" -gt 1 ]; }; then
+  srun_training=true
+else
+  srun_training=false
+fi
+if [ "${ngpu}" -gt 0 ] && [ "${cpu_procs_per_node}" -gt 1 ]; then
+  log "Error: --cpu_procs_per_node is for CPU training (--ngpu 0); with GPUs each node runs one process per GPU"; exit 2
+fi
+if "${srun_training}" && [ "${cmd_backend}" != slurm ]; then
+  log "Error: --num_nodes ${num_nodes} --cpu_procs_per_node ${cpu_procs_per_node} starts the training with srun:"
+  log "       run with SMILE_CMD_BACKEND=slurm (cmd.sh); the ${cmd_backend} backend trains on one node"; exit 2
+fi
 case "${token_type}" in bpe|char) ;; *) log "Error: --token_type must be bpe or char, got ${token_type}"; exit 2 ;; esac
 case "${inference_modality}" in av|audio|video) ;; *) log "Error: --inference_modality must be av, audio or video"; exit 2 ;; esac
 
@@ -310,13 +331,29 @@ if ! "${skip_train}"; then
     else
       _opts="--normalize ${feats_normalize} "
     fi
-    if [ "${ngpu}" -gt 1 ]; then _opts+="--multiprocessing_distributed true "; fi
+    _cmd_opts=""; _launcher=""
+    if "${srun_training}"; then
+      # utils/slurm_dist_launch.sh adds --dist_launcher slurm and the master address and port
+      if [ "${ngpu}" -gt 0 ]; then
+        # one task per node, which spawns one process per GPU
+        _opts+="--multiprocessing_distributed true "
+        _cmd_opts="--num_nodes ${num_nodes} --ntasks_per_node 1 --num_threads ${ngpu}"
+      else
+        # one task per process; gloo, as NCCL needs GPUs
+        _opts+="--multiprocessing_distributed false --dist_backend gloo "
+        _cmd_opts="--num_nodes ${num_nodes} --ntasks_per_node ${cpu_procs_per_node} --num_threads 1"
+      fi
+      _launcher="utils/slurm_dist_launch.sh"
+      log "Distributed training through srun: ${num_nodes} node(s), $(( ngpu > 0 ? ngpu : cpu_procs_per_node )) process(es) each"
+    elif [ "${ngpu}" -gt 1 ]; then
+      _opts+="--multiprocessing_distributed true "
+    fi
     if [ -n "${pretrained_avhubert}" ]; then _opts+="--pretrained_avhubert ${pretrained_avhubert} "; fi
     echo "${run_args} --stage 11 \"\$@\"; exit \$?" > "${asr_exp}/run.sh"; chmod +x "${asr_exp}/run.sh"
     log "ASR training started... log: '${asr_exp}/train.log'"
     # shellcheck disable=SC2086,SC2046
-    ${cuda_cmd} --gpu "${ngpu}" "${asr_exp}/train.log" \
-      ${python} -m espnet2_smile.bin.avsr_train --use_preprocessor true \
+    ${cuda_cmd} --gpu "${ngpu}" ${_cmd_opts} "${asr_exp}/train.log" \
+      ${_launcher} ${python} -m espnet2_smile.bin.avsr_train --use_preprocessor true \
         --bpemodel "${bpemodel}" --token_type "${token_type}" --token_list "${token_list}" \
         --cleaner "${cleaner}" --g2p none \
         $(asr_data_args train "${data_feats}/${train_set}") $(asr_data_args valid "${data_feats}/${valid_set}") \
@@ -390,6 +427,19 @@ if ! "${skip_eval}"; then
   fi
 else
   log "Skip the evaluation stages"
+fi
+
+if [ ${stage} -le 14 ] && [ ${stop_stage} -ge 14 ]; then
+  _packed="${asr_exp}/packed.zip"
+  log "Stage 14: Pack the model: ${_packed} (transcribe videos: python -m espnet2_smile.bin.transcribe --model ${_packed} VIDEO.mp4)"
+  _opts=()
+  [ "${token_type}" = bpe ] && _opts+=(--option "${bpemodel}")
+  _stats="${asr_stats_dir}/train/feats_stats.npz"
+  [ -f "${_stats}" ] && _opts+=(--option "${_stats}")
+  if "${use_lm}"; then _opts+=(--lm_train_config "${lm_exp}/config.yaml" --lm_file "${lm_exp}/${inference_lm}"); fi
+  [ -n "${inference_config}" ] && _opts+=(--decode_config "${inference_config}")
+  ${python} -m espnet2_smile.bin.pack_model --asr_train_config "${asr_exp}/config.yaml" \
+    --asr_model_file "${asr_exp}/${inference_asr_model}" ${_opts[@]+"${_opts[@]}"} --outpath "${_packed}"
 fi
 
 log "Successfully finished. [elapsed=${SECONDS}s]"

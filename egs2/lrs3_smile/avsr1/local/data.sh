@@ -11,9 +11,14 @@ log() {
 }
 
 nj=2                  # Parallel jobs.
-train_subset=trainval # trainval (LRS3 30 h) or full (pretrain + trainval).
+train_subset=trainval # trainval or 30h (LRS3's 30 h), full or 433h (plus pretrain, cut into utterances of <= pretrain_max_sec).
+pretrain_max_sec=15   # Pretrain clips longer than this are cut at word gaps (as AV-HuBERT's LRS3 preparation).
+pretrain_min_gap=0.4  # ... in pauses between words longer than this (seconds).
 valid_ids=""          # The valid-id list (default: <LRS3 root>/lrs3-valid.id).
-roi_method=fixed      # Mouth-ROI extraction: fixed (a calibrated crop of LRS3-framed faces).
+roi_method=fixed      # Mouth-ROI extraction: fixed (a calibrated crop of LRS3-framed faces), landmarks (aligned with
+                      # the 68-point landmark files of --landmarks_dir) or mediapipe (landmarks computed first; make mediapipe-env).
+landmarks_dir=""      # Landmark files <dir>/<split>/<video id>/<clip id>.{pkl,npz,npy} (landmarks: required; mediapipe: output, default data/landmarks_mediapipe).
+mediapipe_python=""   # Interpreter of the mediapipe environment (default: <repository>/.venv-mediapipe/bin/python).
 max_sec=600           # Clips longer than this (seconds) are skipped.
 max_av_diff=3         # Clips whose audio and video lengths differ by more than this many 25 fps frames are skipped.
 corpus_size=default   # Built-in corpus size: tiny, small or default.
@@ -24,7 +29,7 @@ snrs="-5,0,5,10"      # SNRs of the noisy test sets in dB, comma separated.
 noise_dir=""          # Test noise folder (default: <corpus>/noise/test of the built-in corpus; LRS3: e.g. MUSAN).
 noise_seed=1          # Seed of the noise draws of the noisy test sets.
 
-help_message="Usage: $0 [--nj N] [--train_subset trainval|full] [--valid_ids FILE] [--corpus_size tiny|small|default] [--noise_types babble,speech,white --snrs -5,0,5,10 [--noise_dir DIR]]"
+help_message="Usage: $0 [--nj N] [--train_subset trainval|30h|full|433h] [--valid_ids FILE] [--roi_method fixed|landmarks|mediapipe [--landmarks_dir DIR] [--mediapipe_python PATH]] [--corpus_size tiny|small|default] [--noise_types babble,speech,white --snrs -5,0,5,10 [--noise_dir DIR]]"
 . ./db.sh
 . utils/parse_options.sh
 . ./path.sh
@@ -40,10 +45,13 @@ else
   root="${LRS3}"
 fi
 [ -z "${valid_ids}" ] && valid_ids="${root}/lrs3-valid.id"
+roi_opts=()
+[ -n "${landmarks_dir}" ] && roi_opts+=(--landmarks_dir "${landmarks_dir}")
+[ -n "${mediapipe_python}" ] && roi_opts+=(--mediapipe_python "${mediapipe_python}")
 
 python3 -m espnet2_smile.bin.prepare_lrs3 --root "${root}" --out data --valid_ids "${valid_ids}" \
-  --train_subset "${train_subset}" --roi_method "${roi_method}" --max_sec "${max_sec}" \
-  --max_av_diff "${max_av_diff}" --nj "${nj}"
+  --train_subset "${train_subset}" --pretrain_max_sec "${pretrain_max_sec}" --pretrain_min_gap "${pretrain_min_gap}" --roi_method "${roi_method}" --max_sec "${max_sec}" \
+  --max_av_diff "${max_av_diff}" --nj "${nj}" ${roi_opts[@]+"${roi_opts[@]}"}
 for dset in train dev test; do
   python3 -m espnet2_smile.bin.datadir validate "data/${dset}"
 done

@@ -5,7 +5,7 @@
 # written from the sclite reports (python -m espnet2_smile.bin.ablation_report).
 #
 #   local/run_ablations.sh                                 # all variants, seed 1
-#   local/run_ablations.sh --seeds "1 2 3" --local_data_opts "--train_subset full"
+#   local/run_ablations.sh --seeds "1 2 3" --local_data_opts "--train_subset full" --noise_types "babble speech white"
 #   local/run_ablations.sh --variants "smile baseline" --asr_args "--max_epoch 20" --nbpe 1000
 #
 # Options not listed below go to run.sh (e.g. --nbpe, --ngpu, --inference_args). Stages
@@ -28,7 +28,7 @@ variants="smile smile_nofusion smile_nosiamese smile_mlm baseline audio_only" # 
 seeds="1"                 # Training seeds (the trainer's --seed); one experiment per variant and seed.
 test_sets="test"          # Clean test sets.
 modalities="av audio video" # Decoding modalities; audio and video decode the clean sets only, and are skipped for models without video.
-noise_types="babble speech white" # Noise types of the noisy test sets (empty: clean sets only).
+noise_types="babble"      # Noise types of the noisy test sets, e.g. "babble speech white" (empty: clean sets only).
 snrs="-5 0 5 10"          # SNRs of the noisy test sets in dB.
 noise_dir=""              # Test noise folder (default: <corpus>/noise/test of the built-in corpus; LRS3: e.g. MUSAN).
 noise_seed=1              # Seed of the noise draws of the noisy test sets.

@@ -6,13 +6,19 @@
 # index; the jobs run in parallel (at most --max_jobs_run at a time, default all), each
 # with its own log (command line, start and end time, exit status at the end).
 # Exits non-zero, naming the failed jobs and their logs, if any job fails.
-# --gpu and --mem are accepted for compatibility with cluster backends and ignored.
+# --gpu, --mem and --num_threads are accepted for compatibility with cluster backends
+# and ignored; --num_nodes and --ntasks_per_node (utils/run_slurm.sh) must be 1 here.
 set -euo pipefail
 max_jobs=0
 while [[ $# -gt 0 && "$1" == --* ]]; do
   case "$1" in
     --gpu|--mem|--num_threads|--config) shift 2 ;;
     --max_jobs_run) max_jobs="$2"; shift 2 ;;
+    --num_nodes|--ntasks_per_node)
+      if [[ "$2" != 1 ]]; then
+        echo "$0: $1 $2 needs a cluster backend (SMILE_CMD_BACKEND=slurm, cmd.sh)" 1>&2; exit 1
+      fi
+      shift 2 ;;
     *) echo "$0: unknown option $1" 1>&2; exit 1 ;;
   esac
 done
