@@ -76,7 +76,7 @@ def main(cmd=None) -> int:
         if not path.is_file():
             logging.error(f"{path}: no such file")
             return 1
-    if str(args.outpath).endswith(".zip") is False and not str(args.outpath).endswith((".tar.gz", ".tgz")):
+    if not str(args.outpath).endswith((".zip", ".tar.gz", ".tgz")):
         logging.error(f"--outpath {args.outpath}: must end in .zip or .tar.gz")
         return 2
     packed = [str(p) for p in args.option]

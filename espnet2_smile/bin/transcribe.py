@@ -38,10 +38,10 @@ import numpy as np
 import yaml
 
 from espnet2_smile.constants import AUDIO_SR, SAMPLES_PER_FRAME
+from espnet2_smile.prep.lrs3 import ROI_METHODS
 from espnet2_smile.prep.media import MediaError, extract_audio, probe, read_mouth_roi
 from espnet2_smile.prep.roi import default_mediapipe_python, read_landmark_roi, run_mediapipe
 
-ROI_METHODS = ("fixed", "landmarks", "mediapipe")
 # decoding options that may come from the packed decode config or the command line
 DECODE_KEYS = ("beam_size", "ctc_weight", "lm_weight", "penalty", "maxlenratio", "minlenratio", "nbest")
 

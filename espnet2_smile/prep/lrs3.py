@@ -34,7 +34,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from espnet2_smile.constants import AUDIO_SR, SAMPLES_PER_FRAME
+from espnet2_smile.constants import AUDIO_SR, SAMPLES_PER_FRAME, VIDEO_FPS
 from espnet2_smile.corpus.lrs3 import list_clips, normalize_text, read_txt, read_valid_ids, utterance_id
 from espnet2_smile.prep.media import MediaError, extract_audio, probe, read_mouth_roi
 from espnet2_smile.prep.roi import find_landmarks, read_landmark_roi
@@ -315,16 +315,16 @@ def process_pretrain_clip(
     if duration <= cut.max_sec:
         return [whole]
     whole_wav = whole.wav
+    results: List[ClipResult] = []
     try:
         table = read_txt(root / f"{rel}.txt").words
         if not table:
             raise ValueError(f"longer than {cut.max_sec:g} s ({duration:.1f} s) and no word table to cut it by")
         spans = cut_points([(w.start, w.end) for w in table], duration, cut)
         data, rate = _read_wav(whole.wav)
-        results = []
         for k, (start, end, i, j) in enumerate(spans):
-            f0 = int(round(start * 25))
-            f1 = min(int(round(end * 25)), whole.roi.shape[0])
+            f0 = int(round(start * VIDEO_FPS))
+            f1 = min(int(round(end * VIDEO_FPS)), whole.roi.shape[0])
             text = normalize_transcript(" ".join(w.word for w in table[i:j]))
             seg = ClipResult(uttid=f"{whole.uttid}_{k:02d}", rel=f"{rel}#{k:02d}", speaker=whole.speaker, text=text)
             if not text or f1 <= f0:
@@ -339,7 +339,7 @@ def process_pretrain_clip(
             results.append(seg)
         return results
     except (ValueError, OSError) as e:
-        for seg in results if "results" in locals() else []:
+        for seg in results:
             if seg.wav is not None and seg.wav.exists():
                 seg.wav.unlink()
         whole.reason = _one_line(str(e).splitlines()[0] if str(e) else type(e).__name__)
