@@ -105,10 +105,10 @@ def test_bootstrap_input_errors():
 
 
 # --------------------------------------------------------------------------- report
-def _exp(root: Path, variant: str, seed: int, video: bool = True) -> Path:
+def _exp(root: Path, variant: str, seed: int, video: bool = True, extra: str = "") -> Path:
     exp = root / "exp" / f"asr_{variant}_seed{seed}"
     exp.mkdir(parents=True, exist_ok=True)
-    (exp / "config.yaml").write_text(f"max_epoch: 3\nvideo_frontend: {'resnet' if video else 'null'}\n")
+    (exp / "config.yaml").write_text(f"max_epoch: 3\nvideo_frontend: {'resnet' if video else 'null'}\n{extra}")
     (exp / "train.log").write_text("... INFO: The training was finished at 3 epochs \n")
     return exp
 
@@ -140,14 +140,21 @@ def test_report_from_fixture_result_folders(tmp_path: Path, monkeypatch):
                                "decode_av/test_babble_snr10": [2, 1, 1, 1], "decode_audio/test": [2, 2, 1, 0]}},
         "audio_only": {1: {"decode_av/test": [3, 2, 1, 1], "decode_av/test_babble_snr0": [5, 5, 4, 4],
                            "decode_av/test_babble_snr10": [3, 3, 2, 2]}},
+        # a variant outside the named ablations, trained with modality dropout and noise
+        "smile_moddrop": {1: {"decode_av/test": [1, 0, 0, 0], "decode_av/test_babble_snr0": [1, 1, 1, 0],
+                              "decode_av/test_babble_snr10": [1, 0, 0, 0], "decode_audio/test": [1, 1, 0, 0],
+                              "decode_video/test": [3, 3, 2, 2]}},
     }
+    moddrop = ("model_conf:\n    modality_dropout: 0.25\nnoise_scp: data/noise_train.scp\n"
+               "noise_apply_prob: 0.5\nnoise_db_range: '-5_20'\n")
     for variant, seeds in plan.items():
         for seed, dirs in seeds.items():
-            exp = _exp(tmp_path, variant, seed, video=variant != "audio_only")
+            exp = _exp(tmp_path, variant, seed, video=variant != "audio_only",
+                       extra=moddrop if variant == "smile_moddrop" else "")
             for rel, errs in dirs.items():
                 sclite_report(exp / rel / "score_wer", refs, errs)
     (tmp_path / "exp" / "ablation_times.tsv").write_text("prep\t-\t-\tstages 1-10\t60\ntrain\tsmile\t1\t-\t600\n")
-    args = ["--expdir", "exp", "--variants", "smile", "smile_nofusion", "audio_only", "--seeds", "1", "2",
+    args = ["--expdir", "exp", "--variants", "smile", "smile_moddrop", "smile_nofusion", "audio_only", "--seeds", "1", "2",
             "--noise_types", "babble", "--snrs", "0", "10", "--out", "out/RESULTS_ABLATION.md", "--n_boot", "500"]
     assert report_main(args) == 0
     md = (tmp_path / "out" / "RESULTS_ABLATION.md").read_text()
@@ -179,6 +186,12 @@ def test_report_from_fixture_result_folders(tmp_path: Path, monkeypatch):
     assert float(m.group(2)) > 0
     assert "there the data do not show a difference between `smile_nofusion` and `smile`" in section
     assert "### `audio_only` vs `smile`" in md
+    # named ablations first, then any other variant in the given order
+    assert md.index("### `smile_nofusion` vs") < md.index("### `audio_only` vs") < md.index("### `smile_moddrop` vs")
+    assert ("`smile`, `smile_nofusion` trained without modality dropout: always with both streams" in md)
+    assert "`smile_moddrop`: max_epoch 3, modality dropout 0.25, training noise p 0.5, SNR -5_20 dB from " \
+           "`data/noise_train.scp`; finished runs: 1" in md
+    assert "`smile`: max_epoch 3, modality dropout 0.0, training noise none; finished runs: 2" in md
     assert "## Missing results" in md and "`smile_nofusion` seed 2: video only" in md
     assert "`audio_only` seed 2: clean" in md and "audio_only` seed 1: audio only" not in md
     assert "total 0.18 h" in md and "max_epoch 3" in md
@@ -265,7 +278,10 @@ def test_run_ablations_on_the_tiny_corpus(tiny_corpus: Path, tmp_path: Path):
                                                  *(work / "exp").glob("asr_*/*/*/score_wer/result.txt")]}
     rerun = list(opts)  # decoding options do not touch training; decoding is skipped per inference tag
     rerun[rerun.index("--inference_args") + 1] = "--beam_size 3 --maxlenratio 0.3"
+    rerun += ["--report", "RESULTS_AGAIN.md", "--plot", "again.png"]  # a second report beside the first
     again = run_recipe(work, *rerun, script="local/run_ablations.sh")
+    assert (work / "again.png").read_bytes()[:4] == b"\x89PNG"
+    assert "![WER against SNR, babble noise](again.png)" in (work / "RESULTS_AGAIN.md").read_text()
     assert "Stages 1-10: done before" in again
     assert again.count("finished before; skipped") == 2 and again.count("scored before; skipped") == 3
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps

@@ -8,6 +8,7 @@ DEFINING = {
     "smile_nofusion": {"fusion", "fusion_conf"},
     "smile_nosiamese": {"objective", "objective_conf"},
     "smile_mlm": {"objective", "objective_conf"},
+    "smile_moddrop": {"model_conf"},
     "baseline": {"encoder_conf.layout", "fusion", "fusion_conf", "masking", "masking_conf",
                  "objective", "objective_conf"},
     "audio_only": {"video_frontend", "video_frontend_conf", "encoder_conf.layout", "fusion",
@@ -32,6 +33,11 @@ def differing_keys(a: dict, b: dict) -> set:
 @pytest.mark.parametrize("variant", sorted(DEFINING))
 def test_variant_differs_only_in_defining_keys(variant):
     assert differing_keys(load_variant("smile"), load_variant(variant)) == DEFINING[variant]
+
+
+def test_moddrop_variant_adds_only_modality_dropout():
+    smile, moddrop = load_variant("smile")["model_conf"], load_variant("smile_moddrop")["model_conf"]
+    assert moddrop == {**smile, "modality_dropout": 0.25}
 
 
 def test_default_config_is_smile():

@@ -38,14 +38,15 @@ local_data_opts=""        # Options of local/data.sh (stage 1).
 inference_tag=decode      # Decoding directories: <inference_tag>_<modality>. Use a new tag after changing decoding options.
 reference=smile           # The variant each ablation is compared with.
 plot_noise=babble         # Noise type of wer_vs_snr.png.
-report=RESULTS_ABLATION.md # The report (wer_vs_snr.png is written next to it).
+report=RESULTS_ABLATION.md # The report.
+plot=""                   # The WER-against-SNR plot (default: wer_vs_snr.png next to the report).
 expdir=exp                # Experiment directory (also passed to run.sh).
 dumpdir=dump              # Dump directory (also passed to run.sh).
 train_set=train           # Training set (also passed to run.sh).
 valid_set=dev             # Validation set (also passed to run.sh).
 
 own_options="variants seeds test_sets modalities noise_types snrs noise_dir noise_seed config_dir asr_args
-  local_data_opts inference_tag reference plot_noise report expdir dumpdir train_set valid_set"
+  local_data_opts inference_tag reference plot_noise report plot expdir dumpdir train_set valid_set"
 set_by_this_script="asr_tag asr_config inference_modality stage stop_stage skip_data_prep skip_train skip_eval"
 help_message="Usage: $0 [--variants '...'] [--seeds '1 2 3'] [--test_sets test] [--modalities 'av audio video']
        [--noise_types 'babble speech white'] [--snrs '-5 0 5 10'] [--asr_args '...'] [run.sh options]
@@ -230,5 +231,5 @@ python3 -m espnet2_smile.bin.ablation_report --expdir "${expdir}" --dumpdir "${d
   --train_set "${train_set}" --valid_set "${valid_set}" --variants ${variants} --seeds ${seeds} \
   --test_sets ${test_sets} --noise_types ${noise_types} --snrs ${snrs} --modalities ${modalities} \
   --inference_tag "${inference_tag}" --reference "${reference}" --plot_noise "${plot_noise}" --out "${report}" \
-  --command "${command}"
+  --command "${command}" ${plot:+--png "${plot}"}
 log "Wrote ${report}. Successfully finished. [elapsed=${SECONDS}s]"
