@@ -153,7 +153,8 @@ def test_report_from_fixture_result_folders(tmp_path: Path, monkeypatch):
                        extra=moddrop if variant == "smile_moddrop" else "")
             for rel, errs in dirs.items():
                 sclite_report(exp / rel / "score_wer", refs, errs)
-    (tmp_path / "exp" / "ablation_times.tsv").write_text("prep\t-\t-\tstages 1-10\t60\ntrain\tsmile\t1\t-\t600\n")
+    (tmp_path / "exp" / "ablation_times.tsv").write_text(
+        "prep\t-\t-\tstages 1-10\t60\ntrain\tsmile\t1\t-\t540\ntrain\tsmile\t1\tinterrupted part (by hand)\t60\n")
     args = ["--expdir", "exp", "--variants", "smile", "smile_moddrop", "smile_nofusion", "audio_only", "--seeds", "1", "2",
             "--noise_types", "babble", "--snrs", "0", "10", "--out", "out/RESULTS_ABLATION.md", "--n_boot", "500"]
     assert report_main(args) == 0
@@ -189,12 +190,13 @@ def test_report_from_fixture_result_folders(tmp_path: Path, monkeypatch):
     # named ablations first, then any other variant in the given order
     assert md.index("### `smile_nofusion` vs") < md.index("### `audio_only` vs") < md.index("### `smile_moddrop` vs")
     assert ("`smile`, `smile_nofusion` trained without modality dropout: always with both streams" in md)
-    assert "`smile_moddrop`: max_epoch 3, modality dropout 0.25, training noise p 0.5, SNR -5_20 dB from " \
-           "`data/noise_train.scp`; finished runs: 1" in md
-    assert "`smile`: max_epoch 3, modality dropout 0.0, training noise none; finished runs: 2" in md
+    assert ("- training: max_epoch 3, modality dropout 0, training noise none (`smile`, `smile_nofusion`, "
+            "`audio_only`); max_epoch 3, modality dropout 0.25, training noise p 0.5, SNR -5_20 dB from "
+            "`data/noise_train.scp` (`smile_moddrop`); finished runs (epochs trained): `smile` 2 (3, 3), "
+            "`smile_moddrop` 1 (3), `smile_nofusion` 2 (3, 3), `audio_only` 1 (3)\n") in md
     assert "## Missing results" in md and "`smile_nofusion` seed 2: video only" in md
     assert "`audio_only` seed 2: clean" in md and "audio_only` seed 1: audio only" not in md
-    assert "total 0.18 h" in md and "max_epoch 3" in md
+    assert "total 0.18 h (prep 1.0 min, train 10.0 min), including 1 interrupted and resumed part(s), 1.0 min" in md
 
     # a report whose per-utterance scores disagree with its Sum/Avg line is refused
     bad = tmp_path / "exp" / "asr_smile_seed1" / "decode_av" / "test" / "score_wer" / "result.txt"
