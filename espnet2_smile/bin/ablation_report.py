@@ -71,19 +71,32 @@ def conditions(base: str, noise_types: Sequence[str], snrs: Sequence[float], mod
     return out
 
 
+def run_dir(expdir: Path, variant: str, seed: int) -> Path:
+    """The experiment directory of one training run (``local/run_ablations.sh``'s naming)."""
+    return expdir / f"asr_{variant}_seed{seed}"
+
+
+def run_config(expdir: Path, variant: str, seed: int) -> Optional[dict]:
+    """The run's config.yaml as written by the trainer, or None when it has none."""
+    import yaml
+
+    config = run_dir(expdir, variant, seed) / "config.yaml"
+    if not config.is_file():
+        return None
+    with config.open(encoding="utf-8") as f:
+        return yaml.safe_load(f) or {}
+
+
 def result_path(expdir: Path, variant: str, seed: int, tag: str, cond: Condition) -> Path:
-    return expdir / f"asr_{variant}_seed{seed}" / f"{tag}_{cond.modality}" / cond.dset / "score_wer" / "result.txt"
+    return run_dir(expdir, variant, seed) / f"{tag}_{cond.modality}" / cond.dset / "score_wer" / "result.txt"
 
 
 def has_video(expdir: Path, variant: str, seeds: Sequence[int]) -> Optional[bool]:
     """Whether a variant's trained model has a video frontend (its config.yaml)."""
-    import yaml
-
     for seed in seeds:
-        config = expdir / f"asr_{variant}_seed{seed}" / "config.yaml"
-        if config.is_file():
-            with config.open(encoding="utf-8") as f:
-                return yaml.safe_load(f).get("video_frontend", "resnet") is not None
+        conf = run_config(expdir, variant, seed)
+        if conf is not None:
+            return conf.get("video_frontend", "resnet") is not None
     return None
 
 
@@ -190,17 +203,13 @@ def training_summary(expdir: Path, variants, seeds) -> Tuple[str, Dict[str, floa
     """What the runs' config.yaml and train.log say of training: the settings (once for
     variants that share them), the finished runs with their epochs; and each variant's
     largest ``model_conf.modality_dropout`` (0 when no run sets it)."""
-    import yaml
-
     groups: Dict[str, List[str]] = {}
     finished, dropout = [], {}
     for variant in variants:
         done, epochs, drops, noise = [], set(), set(), set()
         for seed in seeds:
-            exp = expdir / f"asr_{variant}_seed{seed}"
-            if (exp / "config.yaml").is_file():
-                with (exp / "config.yaml").open(encoding="utf-8") as f:
-                    conf = yaml.safe_load(f) or {}
+            conf = run_config(expdir, variant, seed)
+            if conf is not None:
                 epochs.add(conf.get("max_epoch"))
                 drops.add(float((conf.get("model_conf") or {}).get("modality_dropout", 0.0)))
                 if conf.get("noise_scp"):
@@ -208,7 +217,7 @@ def training_summary(expdir: Path, variants, seeds) -> Tuple[str, Dict[str, floa
                               f"from `{conf['noise_scp']}`")
                 else:
                     noise.add("none")
-            log = exp / "train.log"
+            log = run_dir(expdir, variant, seed) / "train.log"
             if log.is_file():
                 m = re.search(r"The training was finished at (\d+) epochs", log.read_text(errors="replace"))
                 if m:
