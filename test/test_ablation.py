@@ -154,7 +154,9 @@ def test_report_from_fixture_result_folders(tmp_path: Path, monkeypatch):
             for rel, errs in dirs.items():
                 sclite_report(exp / rel / "score_wer", refs, errs)
     (tmp_path / "exp" / "ablation_times.tsv").write_text(
-        "prep\t-\t-\tstages 1-10\t60\ntrain\tsmile\t1\t-\t540\ntrain\tsmile\t1\tinterrupted part (by hand)\t60\n")
+        "prep\t-\t-\tstages 1-10\t60\ntrain\tsmile\t1\t-\t540\ntrain\tsmile\t1\tinterrupted part (by hand)\t60\n"
+        # a seed and a variant the report does not cover: not counted in its wall time
+        "train\tsmile\t3\t-\t999\ntrain\tbaseline\t1\tinterrupted part\t777\n")
     args = ["--expdir", "exp", "--variants", "smile", "smile_moddrop", "smile_nofusion", "audio_only", "--seeds", "1", "2",
             "--noise_types", "babble", "--snrs", "0", "10", "--out", "out/RESULTS_ABLATION.md", "--n_boot", "500"]
     assert report_main(args) == 0
@@ -197,6 +199,7 @@ def test_report_from_fixture_result_folders(tmp_path: Path, monkeypatch):
     assert "## Missing results" in md and "`smile_nofusion` seed 2: video only" in md
     assert "`audio_only` seed 2: clean" in md and "audio_only` seed 1: audio only" not in md
     assert "total 0.18 h (prep 1.0 min, train 10.0 min), including 1 interrupted and resumed part(s), 1.0 min" in md
+    assert "per variant (training + decoding, seed(s) 1, 2): `smile` 10.0 min\n" in md
 
     # a report whose per-utterance scores disagree with its Sum/Avg line is refused
     bad = tmp_path / "exp" / "asr_smile_seed1" / "decode_av" / "test" / "score_wer" / "result.txt"

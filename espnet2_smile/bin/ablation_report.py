@@ -237,8 +237,11 @@ def training_summary(expdir: Path, variants, seeds) -> Tuple[str, Dict[str, floa
     return "; ".join(parts) + "; finished runs (epochs trained): " + ", ".join(finished), dropout
 
 
-def wall_time(times: Path) -> List[str]:
-    """Sums of ``kind<TAB>variant<TAB>seed<TAB>what<TAB>seconds`` lines by kind and variant."""
+def wall_time(times: Path, variants: Sequence[str], seeds: Sequence[int]) -> List[str]:
+    """Sums of ``kind<TAB>variant<TAB>seed<TAB>what<TAB>seconds`` lines by kind and variant.
+
+    Only the lines of the report's variants and seeds count, and the shared ones (variant and seed ``-``).
+    """
     if not times.is_file():
         return ["not recorded"]
     by_kind: Dict[str, float] = {}
@@ -248,7 +251,9 @@ def wall_time(times: Path) -> List[str]:
         parts = line.split("\t")
         if len(parts) != 5:
             continue
-        kind, variant, _, what, sec = parts
+        kind, variant, seed, what, sec = parts
+        if variant not in ("-", *variants) or seed not in ("-", *map(str, seeds)):
+            continue
         if what.startswith("interrupted"):
             interrupted.append(float(sec))
         by_kind[kind] = by_kind.get(kind, 0.0) + float(sec)
@@ -259,7 +264,7 @@ def wall_time(times: Path) -> List[str]:
            + (f", including {len(interrupted)} interrupted and resumed part(s), {sum(interrupted) / 60:.1f} min "
               "(see the 'interrupted' lines of the times file)" if interrupted else "")]
     if by_variant:
-        out.append("per variant (training + decoding, all seeds): "
+        out.append(f"per variant (training + decoding, seed(s) {', '.join(map(str, seeds))}): "
                    + ", ".join(f"`{k}` {v / 60:.1f} min" for k, v in by_variant.items()))
     return out
 
@@ -344,7 +349,7 @@ def render(args, cells, conds, cis, png_rel: Optional[str]) -> str:
         f"- training: {training}",
         f"- decoding: `{args.inference_tag}_<modality>` (model selection and tuning on the dev set only; "
         "the test sets are decoded once)",
-        "- wall time of the completed steps: " + "; ".join(wall_time(args.times)),
+        "- wall time of the completed steps: " + "; ".join(wall_time(args.times, args.variants, args.seeds)),
         f"- machine: {machine_line()}",
         "",
         "## WER by condition",
