@@ -290,8 +290,11 @@ SLURM_ARRAY_TASK_ID=1 SLURM_ARRAY_JOB_ID=7 SLURM_JOB_ID=7 SLURM_JOB_NODELIST='gp
 echo 7
 """,
     "squeue": "#!/usr/bin/env bash\n",
+    # one host per write, the second one late, as a long host list arrives: a reader that
+    # stops after the first line would kill it with SIGPIPE
     "scontrol": """#!/usr/bin/env bash
-[ "$1 $2 $3" = "show hostnames gpu-node[01-02]" ] && printf 'gpu-node01\\ngpu-node02\\n'
+[ "$1 $2 $3" = "show hostnames gpu-node[01-02]" ] || exit 1
+echo gpu-node01; sleep 0.3; echo gpu-node02
 """,
     "srun": """#!/usr/bin/env bash
 while [[ "$1" == --* ]]; do shift; done

@@ -24,7 +24,10 @@ fi
 if [[ -z "${SLURM_JOB_ID:-}" || -z "${SLURM_JOB_NODELIST:-}" ]]; then
   echo "$0: must run inside a Slurm job (utils/run_slurm.sh, cmd_backend=slurm)" 1>&2; exit 1
 fi
-master_addr=$(scontrol show hostnames "${SLURM_JOB_NODELIST}" | head -n 1)
+# the whole list is read (no "| head": under pipefail, scontrol killed by SIGPIPE after
+# head has exited would fail the job on a large allocation)
+hosts=$(scontrol show hostnames "${SLURM_JOB_NODELIST}")
+master_addr="${hosts%%$'\n'*}"
 [[ -n "${master_addr}" ]] || { echo "$0: no host in SLURM_JOB_NODELIST=${SLURM_JOB_NODELIST}" 1>&2; exit 1; }
 if [[ -n "${SMILE_DIST_PORT:-}" ]]; then
   master_port="${SMILE_DIST_PORT}"
