@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from espnet2_smile.bin.ablation_report import main as report_main
+from espnet2_smile.bin.ablation_report import wall_time
 from espnet2_smile.utils.bootstrap import paired_bootstrap
 from espnet2_smile.utils.sclite import error_rate, utterance_scores
 
@@ -222,6 +223,25 @@ def test_report_errors(tmp_path: Path, capsys):
         error_rate(tmp_path / "r.txt")
     with pytest.raises(ValueError, match="r.txt: no per-utterance 'Scores:' lines"):
         utterance_scores(tmp_path / "r.txt")
+
+
+def test_wall_time_names_malformed_lines(tmp_path: Path, capsys):
+    times = tmp_path / "ablation_times.tsv"
+    times.write_text("prep\t-\t-\tstages 1-10\t60\n\n"
+                     "train\tsmile\t1\t-\t540\n"
+                     "train\tsmile\t1\t540\n"              # a field missing
+                     "decode\tsmile\t1\tav test\tten\n"   # seconds not a number
+                     "decode\tsmile\t1\tav test\t120\n")
+    lines = wall_time(times, ["smile"], [1])
+    assert lines[0] == "total 0.20 h (decode 2.0 min, prep 1.0 min, train 9.0 min); 2 malformed line(s) of the times file left out"
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"ablation_report: {times}:4: line left out of the wall time: 4 tab-separated fields, "
+                   "expected 5 (kind, variant, seed, what, seconds)",
+                   f"ablation_report: {times}:5: line left out of the wall time: seconds 'ten' is not a number"]
+    # a well-formed file: no warning, no remark
+    times.write_text("prep\t-\t-\tstages 1-10\t60\n")
+    assert wall_time(times, ["smile"], [1]) == ["total 0.02 h (prep 1.0 min)"]
+    assert capsys.readouterr().err == ""
 
 
 # --------------------------------------------------------------------------- the study script

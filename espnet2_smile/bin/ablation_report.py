@@ -247,22 +247,36 @@ def wall_time(times: Path, variants: Sequence[str], seeds: Sequence[int]) -> Lis
     by_kind: Dict[str, float] = {}
     by_variant: Dict[str, float] = {}
     interrupted = []
-    for line in times.read_text().splitlines():
-        parts = line.split("\t")
-        if len(parts) != 5:
+    skipped = 0
+    for lineno, line in enumerate(times.read_text().splitlines(), 1):
+        if not line.strip():
             continue
-        kind, variant, seed, what, sec = parts
+        parts = line.split("\t")
+        reason = None
+        if len(parts) != 5:
+            reason = f"{len(parts)} tab-separated fields, expected 5 (kind, variant, seed, what, seconds)"
+        else:
+            try:
+                sec = float(parts[4])
+            except ValueError:
+                reason = f"seconds {parts[4]!r} is not a number"
+        if reason:
+            print(f"ablation_report: {times}:{lineno}: line left out of the wall time: {reason}", file=sys.stderr)
+            skipped += 1
+            continue
+        kind, variant, seed, what, _ = parts
         if variant not in ("-", *variants) or seed not in ("-", *map(str, seeds)):
             continue
         if what.startswith("interrupted"):
-            interrupted.append(float(sec))
-        by_kind[kind] = by_kind.get(kind, 0.0) + float(sec)
+            interrupted.append(sec)
+        by_kind[kind] = by_kind.get(kind, 0.0) + sec
         if variant != "-":
-            by_variant[variant] = by_variant.get(variant, 0.0) + float(sec)
+            by_variant[variant] = by_variant.get(variant, 0.0) + sec
     total = sum(by_kind.values())
     out = [f"total {total / 3600:.2f} h ({', '.join(f'{k} {v / 60:.1f} min' for k, v in sorted(by_kind.items()))})"
            + (f", including {len(interrupted)} interrupted and resumed part(s), {sum(interrupted) / 60:.1f} min "
-              "(see the 'interrupted' lines of the times file)" if interrupted else "")]
+              "(see the 'interrupted' lines of the times file)" if interrupted else "")
+           + (f"; {skipped} malformed line(s) of the times file left out" if skipped else "")]
     if by_variant:
         out.append(f"per variant (training + decoding, seed(s) {', '.join(map(str, seeds))}): "
                    + ", ".join(f"`{k}` {v / 60:.1f} min" for k, v in by_variant.items()))
