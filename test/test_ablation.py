@@ -188,6 +188,11 @@ def test_report_from_fixture_result_folders(tmp_path: Path, monkeypatch):
     m = re.search(r"\| babble 0 dB \| .* \| (\+\d+\.\d) \| \[(\S+), (\S+)\] \| worse \|", section)
     assert m and float(m.group(1)) == pytest.approx(100 * (10 + 11 - 6 - 7) / 2 / 20, abs=0.05)
     assert float(m.group(2)) > 0
+    # the per-seed column: sclite WER of seed s of the variant minus that of seed s of smile
+    assert re.search(r"\| babble 0 dB \| 52\.5 ± 3\.5 \| 32\.5 ± 3\.5 \| \+20\.0, \+20\.0 \| \+20\.0 \| ", section)
+    assert re.search(r"\| clean \| [^|]+ \| [^|]+ \| \+0\.0, \+0\.0 \| \+0\.0 \| ", section)
+    moddrop = md.split("### `smile_moddrop` vs `smile`", 1)[1].split("##", 1)[0]
+    assert "| clean | 5.0 (1/2 seeds) | 15.0 ± 7.1 | -5.0 | " in moddrop  # only seed 1 in both
     assert "there the data do not show a difference between `smile_nofusion` and `smile`" in section
     assert "### `audio_only` vs `smile`" in md
     # named ablations first, then any other variant in the given order

@@ -165,6 +165,12 @@ def compare(a: Cell, b: Cell, where: str, n_boot: int) -> BootstrapCI:
     return paired_bootstrap(errors(a), errors(b), ref_words, n_boot=n_boot)
 
 
+def seed_deltas(a: Cell, b: Cell) -> str:
+    """WER(a) - WER(b) for each seed both have, e.g. ``+2.1, -0.4`` (seed order)."""
+    both = sorted(set(a.wers) & set(b.wers))
+    return ", ".join(f"{a.wers[s] - b.wers[s]:+.1f}" for s in both) or DASH
+
+
 # ----------------------------------------------------------------------------- setup facts
 def _read_json(path: Path) -> Optional[dict]:
     try:
@@ -410,7 +416,9 @@ def render(args, cells, conds, cis, png_rel: Optional[str]) -> str:
             "error counts of the same sclite reports (each system's mean over its seeds per utterance); "
             f"95% interval from {args.n_boot} paired resamples of the test utterances. Positive Δ: "
             f"the variant is worse than `{args.reference}`. The interval covers test-set sampling "
-            "only; seed-to-seed variation shows in the standard deviations above.",
+            "only; seed-to-seed variation shows in the standard deviations above and in the column "
+            "`Δ by seed`: the difference of the sclite WERs of each seed alone (seed s of the variant "
+            f"against seed s of `{args.reference}`; the pairing is by seed number only).",
             "",
         ]
     compared = []
@@ -423,8 +431,8 @@ def render(args, cells, conds, cis, png_rel: Optional[str]) -> str:
         if not rows:
             lines += ["No condition decoded by both.", ""]
             continue
-        lines.append(f"| condition | `{v}` | `{args.reference}` | Δ | 95% CI | reading |")
-        lines.append("|---|---|---|---|---|---|")
+        lines.append(f"| condition | `{v}` | `{args.reference}` | Δ by seed | Δ | 95% CI | reading |")
+        lines.append("|---|---|---|---|---|---|---|")
         inside, outside = [], []
         for c, ci in rows:
             name = c.label if len(args.test_sets) == 1 else f"{c.base}: {c.label}"
@@ -436,6 +444,7 @@ def render(args, cells, conds, cis, png_rel: Optional[str]) -> str:
                 outside.append(f"{name} ({reading})")
             lines.append(
                 f"| {name} | {format_cell(cells[(v, c)], n_seeds)} | {format_cell(cells[(args.reference, c)], n_seeds)} "
+                f"| {seed_deltas(cells[(v, c)], cells[(args.reference, c)])} "
                 f"| {ci.delta:+.1f} | [{ci.low:+.1f}, {ci.high:+.1f}] | {reading} |"
             )
         lines.append("")
