@@ -197,7 +197,8 @@ def test_report_from_fixture_result_folders(tmp_path: Path, monkeypatch):
     assert "### `audio_only` vs `smile`" in md
     # named ablations first, then any other variant in the given order
     assert md.index("### `smile_nofusion` vs") < md.index("### `audio_only` vs") < md.index("### `smile_moddrop` vs")
-    assert ("`smile`, `smile_nofusion` trained without modality dropout: always with both streams" in md)
+    assert ("`smile`, `smile_nofusion` trained without modality dropout: always with both streams, so their "
+            "`audio only` / `video only` columns" in md)
     assert ("- training: max_epoch 3, modality dropout 0, training noise none (`smile`, `smile_nofusion`, "
             "`audio_only`); max_epoch 3, modality dropout 0.25, training noise p 0.5, SNR -5_20 dB from "
             "`data/noise_train.scp` (`smile_moddrop`); finished runs (epochs trained): `smile` 2 (3, 3), "
@@ -206,6 +207,12 @@ def test_report_from_fixture_result_folders(tmp_path: Path, monkeypatch):
     assert "`audio_only` seed 2: clean" in md and "audio_only` seed 1: audio only" not in md
     assert "total 0.18 h (prep 1.0 min, train 10.0 min), including 1 interrupted and resumed part(s), 1.0 min" in md
     assert "per variant (training + decoding, seed(s) 1, 2): `smile` 10.0 min\n" in md
+
+    one = ["--expdir", "exp", "--variants", "smile", "smile_moddrop", "--seeds", "1", "--noise_types", "babble",
+           "--snrs", "0", "--out", "out/one.md", "--n_boot", "100"]
+    assert report_main(one) == 0
+    assert ("`smile` trained without modality dropout: always with both streams, so its `audio only`"
+            in (tmp_path / "out" / "one.md").read_text())
 
     # a report whose per-utterance scores disagree with its Sum/Avg line is refused
     bad = tmp_path / "exp" / "asr_smile_seed1" / "decode_av" / "test" / "score_wer" / "result.txt"

@@ -400,7 +400,8 @@ def render(args, cells, conds, cis, png_rel: Optional[str]) -> str:
     never_dropped = [f"`{v}`" for v in args.variants if v in single and dropout.get(v, 0.0) == 0.0]
     if never_dropped:
         lines += [f"{', '.join(never_dropped)} trained without modality dropout: always with both streams, so "
-                  "their `audio only` / `video only` columns show how a model that never saw a zeroed "
+                  f"{'its' if len(never_dropped) == 1 else 'their'} `audio only` / `video only` columns show how a "
+                  "model that never saw a zeroed "
                   "stream copes with one, not what a single-modality system reaches.", ""]
     if png_rel:
         lines += [f"![WER against SNR, {args.plot_noise} noise]({png_rel})", ""]
